@@ -1,0 +1,76 @@
+"""raw_mnist and scaled_mnist: the data as loaded, then as the network reads it."""
+
+
+import dagster as dg
+import numpy as np
+
+from mnist_pipeline.data.dataset import NUM_CLASSES, DigitDataset
+from mnist_pipeline.data.resources import MnistSource
+
+GROUP = "data"
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    return {str(digit): int(count) for digit, count in enumerate(counts)}
+
+
+def describe(dataset: DigitDataset) -> dict[str, object]:
+    """Shapes, dtypes and class counts of each split, for the asset's metadata."""
+    metadata: dict[str, object] = {}
+    for name, array in dataset.arrays().items():
+        metadata[f"{name}_shape"] = str(array.shape)
+        metadata[f"{name}_dtype"] = str(array.dtype)
+    metadata["num_train"] = dataset.num_train
+    metadata["num_test"] = dataset.num_test
+    metadata["train_class_counts"] = dg.MetadataValue.json(class_counts(dataset.train_labels))
+    metadata["test_class_counts"] = dg.MetadataValue.json(class_counts(dataset.test_labels))
+    return metadata
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels 0..255 -> float32 in [0, 1], without a float64 intermediate."""
+    scaled = images.astype(np.float32)
+    scaled /= np.float32(255.0)
+    return scaled
+
+
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="npz_io_manager",
+    kinds={"numpy"},
+    owners=["team:ml-platform"],
+    tags={"domain": "data"},
+)
+def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> DigitDataset:
+    """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9."""
+    loaded = mnist_source.load(log=context.log.info)
+    metadata = describe(loaded.dataset)
+    metadata["source"] = loaded.source
+    metadata["source_location"] = loaded.location
+    if loaded.sha256:
+        metadata["idx_sha256"] = dg.MetadataValue.json(loaded.sha256)
+    context.add_output_metadata(metadata)
+    return loaded.dataset
+
+
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="npz_io_manager",
+    kinds={"numpy"},
+    owners=["team:ml-platform"],
+    tags={"domain": "data"},
+)
+def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> DigitDataset:
+    """Images divided by 255 as float32 in [0, 1]; labels unchanged."""
+    scaled = DigitDataset(
+        train_images=scale_images(raw_mnist.train_images),
+        train_labels=raw_mnist.train_labels,
+        test_images=scale_images(raw_mnist.test_images),
+        test_labels=raw_mnist.test_labels,
+    )
+    metadata = describe(scaled)
+    metadata["pixel_min"] = float(min(scaled.train_images.min(), scaled.test_images.min()))
+    metadata["pixel_max"] = float(max(scaled.train_images.max(), scaled.test_images.max()))
+    context.add_output_metadata(metadata)
+    return scaled

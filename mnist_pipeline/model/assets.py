@@ -1,0 +1,95 @@
+"""compiled_model and trained_model: the tutorial network, before and after fitting."""
+
+
+import time
+
+import dagster as dg
+
+from mnist_pipeline.data.dataset import DigitDataset
+from mnist_pipeline.model.config import ModelConfig, TrainingConfig
+from mnist_pipeline.model.split import validation_split
+from mnist_pipeline.model.trained import TrainedModel
+
+GROUP = "model"
+
+
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="keras_io_manager",
+    kinds={"keras", "tensorflow"},
+    owners=["team:ml-platform"],
+    tags={"domain": "model"},
+    # The network is shaped for this data (28x28 images, 10 classes), so it sits downstream of it.
+    deps=["scaled_mnist"],
+)
+def compiled_model(context: dg.AssetExecutionContext, config: ModelConfig):
+    """The tutorial convnet, untrained, compiled with sparse categorical cross-entropy and accuracy."""
+    from mnist_pipeline.model.network import build_tutorial_model, compile_model, summary_text
+
+    model = compile_model(build_tutorial_model(config.seed), config.optimizer, config.learning_rate)
+    context.add_output_metadata(
+        {
+            "parameter_count": model.count_params(),
+            "layers": dg.MetadataValue.json([layer.__class__.__name__ for layer in model.layers]),
+            "optimizer": config.optimizer,
+            "learning_rate": config.learning_rate,
+            "seed": config.seed,
+            "model_summary": dg.MetadataValue.md(f"```\n{summary_text(model)}\n```"),
+        }
+    )
+    return model
+
+
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="keras_io_manager",
+    kinds={"keras", "tensorflow"},
+    owners=["team:ml-platform"],
+    tags={"domain": "model"},
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    compiled_model,
+    scaled_mnist: DigitDataset,
+) -> TrainedModel:
+    """The compiled network fitted on the training set, validated on a held-out slice of it."""
+    import keras
+
+    from mnist_pipeline.model.network import EpochLogger
+
+    train_idx, val_idx = validation_split(scaled_mnist.num_train, config.validation_fraction, config.seed)
+    images, labels = scaled_mnist.train_images, scaled_mnist.train_labels
+    keras.utils.set_random_seed(config.seed)
+    context.log.info(
+        f"Training on {len(train_idx)} images, validating on {len(val_idx)}, "
+        f"{config.epochs} epochs of batch {config.batch_size}"
+    )
+    started = time.perf_counter()
+    fit = compiled_model.fit(
+        images[train_idx],
+        labels[train_idx],
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        validation_data=(images[val_idx], labels[val_idx]),
+        callbacks=[EpochLogger(context.log, config.epochs)],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    history = {name: [float(v) for v in values] for name, values in fit.history.items()}
+    context.add_output_metadata(
+        {
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "train_images": len(train_idx),
+            "validation_images": len(val_idx),
+            "training_seconds": round(seconds, 2),
+            "images_per_second": round(len(train_idx) * config.epochs / seconds, 1),
+            "final_loss": history["loss"][-1],
+            "final_accuracy": history["accuracy"][-1],
+            "final_val_loss": history["val_loss"][-1],
+            "final_val_accuracy": history["val_accuracy"][-1],
+            "history": dg.MetadataValue.json(history),
+        }
+    )
+    return TrainedModel(model=compiled_model, history=history)

@@ -1,0 +1,56 @@
+"""The tutorial convnet. Imports Keras: import this module inside asset bodies only."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
+
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+
+
+def build_tutorial_model(seed: int) -> keras.Model:
+    """Reshape -> Conv2D(32, 3x3) -> MaxPool(2x2) -> Flatten -> Dense(128) -> Dense(10, softmax)."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input(shape=IMAGE_SHAPE),
+            layers.Reshape((*IMAGE_SHAPE, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="tutorial_convnet",
+    )
+
+
+def compile_model(model: keras.Model, optimizer: str, learning_rate: float) -> keras.Model:
+    model.compile(
+        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def summary_text(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Writes one line per finished epoch to a logger (the Dagster run log)."""
+
+    def __init__(self, log, epochs: int):
+        super().__init__()
+        self._log = log
+        self._epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        figures = ", ".join(f"{key}={value:.4f}" for key, value in sorted(logs.items()))
+        self._log.info(f"epoch {epoch + 1}/{self._epochs}: {figures}")
