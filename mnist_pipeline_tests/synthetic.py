@@ -1,0 +1,44 @@
+"""Small synthetic data sets in the MNIST format, for tests that must not need the real files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from mnist_pipeline.data.dataset import IDX_FILE_NAMES, DigitDataset
+from mnist_pipeline.data.idx import encode_idx
+
+
+def make_digit_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Learnable 28x28 uint8 images: a bright 6x6 block whose position encodes the label, plus noise."""
+    images = rng.integers(0, 40, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 5)
+        images[i, 4 + row * 12 : 10 + row * 12, 1 + col * 5 : 6 + col * 5] = 255
+    return images
+
+
+def make_dataset(num_train: int = 300, num_test: int = 100, seed: int = 0) -> DigitDataset:
+    rng = np.random.default_rng(seed)
+    train_labels = (np.arange(num_train) % 10).astype(np.uint8)
+    test_labels = (np.arange(num_test) % 10).astype(np.uint8)
+    rng.shuffle(train_labels)
+    return DigitDataset(
+        train_images=make_digit_images(train_labels, rng),
+        train_labels=train_labels,
+        test_images=make_digit_images(test_labels, rng),
+        test_labels=test_labels,
+    )
+
+
+def write_idx_dir(dataset: DigitDataset, directory: Path, gzipped: bool = False) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in dataset.arrays().items():
+        raw = encode_idx(array)
+        if gzipped:
+            (directory / f"{IDX_FILE_NAMES[name]}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (directory / IDX_FILE_NAMES[name]).write_bytes(raw)
+    return directory

@@ -1,0 +1,118 @@
+"""Each asset called directly on small synthetic data."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
+from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.evaluation.assets import evaluation_metrics, predictions_table
+from mnist_pipeline.model.assets import compiled_model, trained_model
+from mnist_pipeline.model.config import ModelConfig, TrainingConfig
+from mnist_pipeline.model.trained import TrainedModel
+from mnist_pipeline.reports.assets import digit_plots
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def context():
+    return dg.build_asset_context()
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    from mnist_pipeline_tests.synthetic import make_dataset
+
+    return scaled_mnist(context(), make_dataset())
+
+
+@pytest.fixture(scope="module")
+def trained(scaled):
+    model = compiled_model(context(), ModelConfig(optimizer="adam", learning_rate=0.003))
+    return trained_model(context(), TrainingConfig(epochs=4, batch_size=30), model, scaled)
+
+
+@pytest.fixture(scope="module")
+def metrics(trained, scaled):
+    return evaluation_metrics(context(), trained, scaled)
+
+
+@pytest.fixture(scope="module")
+def table(trained, scaled):
+    return predictions_table(context(), trained, scaled)
+
+
+def test_raw_mnist_loads_the_configured_directory(idx_dir, synthetic_dataset):
+    dataset = raw_mnist(context(), MnistSource(data_dir=str(idx_dir), download_sources=[]))
+    assert dataset.train_images.shape == (300, 28, 28) and dataset.train_images.dtype == np.uint8
+    assert dataset.test_labels.shape == (100,)
+    np.testing.assert_array_equal(dataset.train_labels, synthetic_dataset.train_labels)
+
+
+def test_scaled_mnist_is_float32_in_unit_range(synthetic_dataset, scaled):
+    for images in (scaled.train_images, scaled.test_images):
+        assert images.dtype == np.float32
+        assert images.min() >= 0.0 and images.max() == 1.0
+    np.testing.assert_allclose(scaled.train_images, synthetic_dataset.train_images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(scaled.test_labels, synthetic_dataset.test_labels)
+
+
+def test_compiled_model_is_the_tutorial_network():
+    model = compiled_model(context(), ModelConfig())
+    assert [layer.__class__.__name__ for layer in model.layers] == [
+        "Reshape", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense",
+    ]
+    # conv 3*3*32+32, dense 13*13*32*128+128, output 128*10+10
+    assert model.count_params() == 320 + 692352 + 1290
+    assert model.output_shape == (None, 10)
+    assert model.optimizer.__class__.__name__ == "SGD"
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    assert model.loss == "sparse_categorical_crossentropy"
+
+
+def test_compiled_model_weights_depend_on_the_seed():
+    a = compiled_model(context(), ModelConfig(seed=1)).get_weights()[0]
+    b = compiled_model(context(), ModelConfig(seed=1)).get_weights()[0]
+    c = compiled_model(context(), ModelConfig(seed=2)).get_weights()[0]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_trained_model_learns_and_keeps_history(trained):
+    assert isinstance(trained, TrainedModel)
+    assert set(trained.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(trained.history["loss"]) == 4
+    assert trained.history["loss"][-1] < trained.history["loss"][0]
+    assert trained.history["accuracy"][-1] > 0.5  # ten classes: chance is 0.1
+
+
+def test_evaluation_metrics(metrics):
+    assert set(metrics) >= {"test_loss", "test_accuracy", "precision", "recall", "confusion_matrix"}
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 100
+    assert metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / 100, abs=1e-6)
+    assert metrics["test_accuracy"] > 0.5
+    assert len(metrics["precision"]) == len(metrics["recall"]) == 10
+
+
+def test_predictions_table(table, metrics, scaled):
+    assert isinstance(table, pd.DataFrame)
+    assert len(table) == 100
+    probabilities = table[[f"prob_{d}" for d in range(10)]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(table["true_label"], scaled.test_labels)
+    np.testing.assert_array_equal(table["predicted_label"], probabilities.argmax(axis=1))
+    assert table["correct"].mean() == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert not table.isna().any().any()
+
+
+def test_digit_plots_are_small_pngs(scaled, trained, metrics, table):
+    plots = digit_plots(context(), scaled, trained, metrics, table)
+    assert set(plots) == {
+        "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
+        "probabilities_test_2", "confusion_matrix", "training_curves",
+    }
+    for name, png in plots.items():
+        assert png.startswith(PNG_SIGNATURE), name
+        assert 1_000 < len(png) < 200_000, name

@@ -1,0 +1,167 @@
+"""The code location as a whole: loading, start-up cost, the full graph on small data, run config."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
+from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.definitions import all_assets, defs
+from mnist_pipeline.evaluation.assets import evaluation_metrics, predictions_table
+from mnist_pipeline.jobs import full_pipeline_job
+from mnist_pipeline.model.assets import compiled_model, trained_model
+from mnist_pipeline.reports.assets import digit_plots
+from mnist_pipeline.resources import io_managers, resources_for_env
+
+REPO = Path(__file__).resolve().parents[1]
+ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
+FAST_TRAINING = {"ops": {"trained_model": {"config": {"epochs": 2, "batch_size": 30}}}}
+
+
+def resources(idx_dir: Path, storage_dir: Path) -> dict:
+    return {"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]), **io_managers(str(storage_dir))}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == set(ASSET_KEYS)
+
+
+def test_lineage_follows_the_product_chain():
+    graph = defs.resolve_asset_graph()
+    for upstream, downstream in zip(ASSET_KEYS, ASSET_KEYS[1:]):
+        parents = {key.to_user_string() for key in graph.get(dg.AssetKey(downstream)).parent_keys}
+        assert upstream in parents, f"{upstream} -> {downstream}"
+
+
+def test_assets_are_grouped_by_domain():
+    graph = defs.resolve_asset_graph()
+    groups = {key: graph.get(dg.AssetKey(key)).group_name for key in ASSET_KEYS}
+    assert groups == {
+        "raw_mnist": "data", "scaled_mnist": "data", "compiled_model": "model", "trained_model": "model",
+        "evaluation_metrics": "evaluation", "predictions_table": "evaluation", "digit_plots": "reports",
+    }
+
+
+def test_full_job_runs_in_process():
+    job = defs.resolve_job_def(full_pipeline_job.name)
+    assert job.executor_def is dg.in_process_executor
+
+
+def test_importing_definitions_does_not_import_tensorflow():
+    code = (
+        "import sys, mnist_pipeline.definitions\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib.pyplot') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_unknown_environment_is_rejected():
+    with pytest.raises(ValueError, match=r"MNIST_PIPELINE_ENV: expected one of \['local', 'offline'\], found 'cloud'"):
+        resources_for_env("cloud")
+
+
+def test_materialize_the_whole_graph(idx_dir, storage_dir):
+    result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING)
+    assert result.success
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == set(ASSET_KEYS)
+    for key in ASSET_KEYS:
+        metadata = result.asset_materializations_for_node(key)[0].metadata
+        assert Path(metadata["path"].value).exists(), key
+    evaluation = result.asset_materializations_for_node("evaluation_metrics")[0].metadata
+    assert 0.0 <= evaluation["test_accuracy"].value <= 1.0
+    assert isinstance(evaluation["test_loss"].value, float)
+    plots = result.asset_materializations_for_node("digit_plots")[0].metadata
+    assert plots["plot_confusion_matrix"].value.startswith("![confusion_matrix](data:image/png;base64,")
+    trained = result.asset_materializations_for_node("trained_model")[0].metadata
+    assert len(trained["history"].value["loss"]) == 2
+    logs = [e.message for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION" or not e.is_step_event]
+    assert logs  # the run produced events
+
+
+def test_epoch_progress_is_logged(idx_dir, storage_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING, instance=instance)
+    messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert any(message.startswith("epoch 1/2:") for message in messages)
+    assert any(message.startswith("epoch 2/2:") for message in messages)
+
+
+@pytest.mark.parametrize(
+    "asset, config, field, found",
+    [
+        ("trained_model", {"epochs": 0}, "epochs", "input_value=0"),
+        ("trained_model", {"batch_size": 0}, "batch_size", "input_value=0"),
+        ("trained_model", {"validation_fraction": 1.5}, "validation_fraction", "input_value=1.5"),
+        ("compiled_model", {"learning_rate": -1.0}, "learning_rate", "input_value=-1.0"),
+    ],
+)
+def test_invalid_hyperparameters_fail_before_training_naming_the_field(idx_dir, storage_dir, asset, config, field, found):
+    result = dg.materialize(
+        all_assets,
+        resources=resources(idx_dir, storage_dir),
+        run_config={"ops": {asset: {"config": config}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == asset
+    message = str(failure.step_failure_data.error)
+    assert field in message and found in message
+    assert not (storage_dir / f"{asset}.keras").exists(), "the step wrote nothing"
+    assert not (storage_dir / "evaluation_metrics.json").exists(), "nothing downstream ran"
+
+
+def test_unknown_optimizer_is_rejected_at_launch(idx_dir, storage_dir):
+    with pytest.raises(dg.DagsterInvalidConfigError, match=r"optimizer"):
+        dg.materialize(
+            [compiled_model],
+            resources=resources(idx_dir, storage_dir),
+            run_config={"ops": {"compiled_model": {"config": {"optimizer": "rmsprop"}}}},
+        )
+
+
+def test_failed_run_keeps_earlier_artifacts(idx_dir, storage_dir):
+    assets = [raw_mnist, scaled_mnist]
+    assert dg.materialize(assets, resources=resources(idx_dir, storage_dir)).success
+    before = {p.name: p.read_bytes() for p in storage_dir.iterdir()}
+    (idx_dir / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05ab")  # truncated
+    result = dg.materialize(assets, resources=resources(idx_dir, storage_dir), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "t10k-labels-idx1-ubyte: truncated" in str(failure.step_failure_data.error)
+    assert {p.name: p.read_bytes() for p in storage_dir.iterdir()} == before
+
+
+def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "MNIST_PIPELINE_HOME": str(tmp_path / "home"),
+        "MNIST_DATA_DIR": str(idx_dir),
+        "MNIST_PIPELINE_ENV": "offline",
+    }
+    (tmp_path / "dagster_home").mkdir()
+    summary = tmp_path / "summary.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_pipeline", "run", "--epochs", "1", "--batch-size", "30", "--json", str(summary)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Test accuracy:" in result.stdout
+    report = json.loads(summary.read_text())
+    assert set(report["paths"]) == set(ASSET_KEYS)
+    assert all(Path(path).exists() for path in report["paths"].values())
+    assert 0.0 <= report["metrics"]["test_accuracy"] <= 1.0
+    # The run is recorded in the persistent instance, so the UI shows it.
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        assert instance.get_run_by_id(report["run_id"]) is not None

@@ -1,0 +1,92 @@
+"""Pure functions behind the assets, tested without Dagster or Keras."""
+
+import numpy as np
+import pytest
+
+from mnist_pipeline.data.assets import class_counts, scale_images
+from mnist_pipeline.evaluation.metrics import confusion_matrix, precision_recall
+from mnist_pipeline.evaluation.predictions import PROBABILITY_COLUMNS, build_predictions_table
+from mnist_pipeline.model.split import validation_split
+
+
+@pytest.mark.parametrize(
+    "pixel, expected",
+    [(0, 0.0), (255, 1.0), (51, 0.2), (128, 128 / 255)],
+)
+def test_scale_images_values(pixel, expected):
+    scaled = scale_images(np.full((1, 28, 28), pixel, dtype=np.uint8))
+    assert scaled.dtype == np.float32
+    assert scaled[0, 0, 0] == pytest.approx(expected, abs=1e-7)
+
+
+def test_class_counts_include_absent_classes():
+    assert class_counts(np.array([1, 1, 3], dtype=np.uint8)) == {
+        "0": 0, "1": 2, "2": 0, "3": 1, "4": 0, "5": 0, "6": 0, "7": 0, "8": 0, "9": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "true, predicted, expected_precision, expected_recall",
+    [
+        ([0, 1, 2], [0, 1, 2], [1, 1, 1], [1, 1, 1]),
+        ([0, 0, 1, 1], [0, 1, 1, 1], [1, 2 / 3, 0], [0.5, 1, 0]),
+        ([2, 2], [0, 0], [0, 0, 0], [0, 0, 0]),
+    ],
+)
+def test_precision_recall(true, predicted, expected_precision, expected_recall):
+    matrix = confusion_matrix(np.array(true), np.array(predicted), num_classes=3)
+    precision, recall = precision_recall(matrix)
+    np.testing.assert_allclose(precision, expected_precision)
+    np.testing.assert_allclose(recall, expected_recall)
+
+
+def test_confusion_matrix_layout():
+    matrix = confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 2, 1, 2]), num_classes=3)
+    np.testing.assert_array_equal(matrix, [[1, 0, 1], [0, 1, 0], [0, 0, 1]])
+
+
+def test_confusion_matrix_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"same shape, found \(3,\) and \(2,\)"):
+        confusion_matrix(np.array([0, 1, 2]), np.array([0, 1]))
+
+
+def test_predictions_table_columns_and_values():
+    probabilities = np.zeros((3, 10), dtype=np.float32)
+    probabilities[0, 7] = 0.9
+    probabilities[0, 1] = 0.1
+    probabilities[1, 2] = 1.0
+    probabilities[2, 3] = 0.6
+    probabilities[2, 5] = 0.4
+    table = build_predictions_table(probabilities, np.array([7, 2, 5], dtype=np.uint8))
+    assert list(table.columns) == ["index", "true_label", "predicted_label", "confidence", *PROBABILITY_COLUMNS, "correct"]
+    assert table["predicted_label"].tolist() == [7, 2, 3]
+    assert table["correct"].tolist() == [True, True, False]
+    assert table["confidence"].tolist() == pytest.approx([0.9, 1.0, 0.6])
+    assert table["prob_5"].tolist() == pytest.approx([0.0, 0.0, 0.4])
+
+
+@pytest.mark.parametrize("shape", [(3, 9), (3,), (2, 10)])
+def test_predictions_table_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match="expected"):
+        build_predictions_table(np.zeros(shape, dtype=np.float32), np.zeros(3, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("num, fraction, expected_val", [(60000, 0.1, 6000), (300, 0.2, 60), (10, 0.15, 2)])
+def test_validation_split_sizes_and_disjointness(num, fraction, expected_val):
+    train, val = validation_split(num, fraction, seed=3)
+    assert len(val) == expected_val
+    assert len(train) + len(val) == num
+    assert np.intersect1d(train, val).size == 0
+
+
+def test_validation_split_is_seeded():
+    a_train, a_val = validation_split(1000, 0.1, seed=1)
+    b_train, b_val = validation_split(1000, 0.1, seed=1)
+    c_train, c_val = validation_split(1000, 0.1, seed=2)
+    np.testing.assert_array_equal(a_val, b_val)
+    assert not np.array_equal(a_val, c_val)
+
+
+def test_validation_split_needs_both_parts():
+    with pytest.raises(ValueError, match=r"validation_fraction: 0.01 of 10 training images leaves 0 for validation"):
+        validation_split(10, 0.01, seed=0)
