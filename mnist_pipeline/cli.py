@@ -1,4 +1,8 @@
-"""Command line: `mnist-pipeline run` materializes every asset and reports.
+"""Command line for the MNIST pipeline.
+
+  mnist-pipeline run       materialize every asset and print the test accuracy
+  mnist-pipeline update    materialize only what changed (data, code or hyperparameters)
+  mnist-pipeline models    list, show, load or export trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
 the UI (`scripts/dev`) afterwards.
@@ -10,52 +14,33 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
-
-def _run_config(args: argparse.Namespace) -> dict:
-    training = {
-        key: value
-        for key, value in {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "validation_fraction": args.validation_fraction,
-            "seed": args.seed,
-        }.items()
-        if value is not None
-    }
-    model = {
-        key: value
-        for key, value in {"optimizer": args.optimizer, "learning_rate": args.learning_rate, "seed": args.seed}.items()
-        if value is not None
-    }
-    ops: dict = {}
-    if model:
-        ops["compiled_model"] = {"config": model}
-    if training:
-        ops["trained_model"] = {"config": training}
-    return {"ops": ops} if ops else {}
+HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
 
 
-def run(args: argparse.Namespace) -> int:
+def _hyperparameters(args: argparse.Namespace) -> dict | None:
+    given = {name: getattr(args, name) for name in HYPERPARAMETER_FLAGS if getattr(args, name) is not None}
+    return given or None
+
+
+def _instance():
     import dagster as dg
 
-    from mnist_pipeline.definitions import defs
-    from mnist_pipeline.jobs import full_pipeline_job
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise SystemExit("DAGSTER_HOME is not set: set it to a directory that keeps run history (scripts/ do this).")
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
 
-    if not os.environ.get("DAGSTER_HOME"):
-        print("DAGSTER_HOME is not set: set it to a directory to keep run history (scripts/ do this).", file=sys.stderr)
-        return 2
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    job = defs.resolve_job_def(full_pipeline_job.name)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
-    if not result.success:
-        failure = next((event for event in result.all_events if event.is_step_failure), None)
-        detail = failure.step_failure_data.error.message.strip() if failure else "see the run log above"
-        print(f"\nRun {result.run_id} FAILED: {detail}", file=sys.stderr)
-        return 1
 
+def _failure_message(result) -> str:
+    failure = next((event for event in result.all_events if event.is_step_failure), None)
+    return failure.step_failure_data.error.message.strip() if failure else "see the run log above"
+
+
+def _report(result, json_path: str | None) -> None:
     paths: dict = {}
     metrics: dict = {}
     for event in result.get_asset_materialization_events():
@@ -65,32 +50,155 @@ def run(args: argparse.Namespace) -> int:
         if "path" in metadata:
             paths[key] = metadata["path"].value
         if key == "evaluation_metrics":
-            metrics.update({name: metadata[name].value for name in ("test_accuracy", "test_loss")})
+            metrics.update({name: metadata[name].value for name in ("test_accuracy", "test_loss", "model_version")})
         if key == "trained_model":
             metrics["training_seconds"] = metadata["training_seconds"].value
     print(f"\nRun {result.run_id} succeeded.")
-    print(f"Test accuracy: {metrics['test_accuracy']:.4f}  (test loss {metrics['test_loss']:.4f}, "
-          f"training {metrics['training_seconds']:.1f} s)")
+    if "test_accuracy" in metrics:
+        print(
+            f"Test accuracy: {metrics['test_accuracy']:.4f}  (test loss {metrics['test_loss']:.4f}, "
+            f"model version {metrics['model_version']})"
+        )
+    if "training_seconds" in metrics:
+        print(f"Training: {metrics['training_seconds']:.1f} s")
     print("Artifacts:")
     for key, path in paths.items():
         print(f"  {key:<20} {path}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"run_id": result.run_id, "metrics": metrics, "paths": paths}, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps({"run_id": result.run_id, "metrics": metrics, "paths": paths}, indent=2))
+
+
+def run(args: argparse.Namespace) -> int:
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.jobs import full_pipeline_job
+
+    hyperparameters = _hyperparameters(args)
+    run_config = {"ops": {"hyperparameters": {"config": hyperparameters}}} if hyperparameters else {}
+    with _instance() as instance:
+        job = defs.resolve_job_def(full_pipeline_job.name)
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    if not result.success:
+        print(f"\nRun {result.run_id} FAILED: {_failure_message(result)}", file=sys.stderr)
+        return 1
+    _report(result, args.json)
     return 0
 
 
+def update(args: argparse.Namespace) -> int:
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job
+    from mnist_pipeline.versioning.what_changed import keys_materialized, materialize_what_changed
+
+    started = time.perf_counter()
+    with _instance() as instance:
+        outcome = materialize_what_changed(
+            defs,
+            instance,
+            job_name=full_pipeline_job.name,
+            observe_job_name=observe_sources_job.name,
+            hyperparameters=_hyperparameters(args),
+            log=print,
+        )
+    if not outcome.success:
+        print(f"\nRun {outcome.run.run_id} FAILED: {_failure_message(outcome.run)}", file=sys.stderr)
+        return 1
+    materialized = keys_materialized(outcome.run) if outcome.run else []
+    if outcome.run is not None:
+        _report(outcome.run, args.json)
+    elif args.json:
+        Path(args.json).write_text(json.dumps({"run_id": None, "metrics": {}, "paths": {}}, indent=2))
+    print(f"Materialized {len(materialized)} asset(s) in {time.perf_counter() - started:.1f} s: {', '.join(materialized) or 'none'}")
+    return 0
+
+
+def _registry(args: argparse.Namespace):
+    from mnist_pipeline.resources import resources_for_env
+
+    return resources_for_env()["model_registry"].registry()
+
+
+def models_list(args: argparse.Namespace) -> int:
+    entries = _registry(args).list()
+    if not entries:
+        print("No trained models yet: run `mnist-pipeline run` first.")
+        return 0
+    print(f"{'version':<18} {'registered (UTC)':<20} {'test acc':>8}  {'epochs':>6}  {'optimizer':<9} run id")
+    for entry in entries:
+        evaluation = entry.get("evaluation") or {}
+        accuracy = f"{evaluation['test_accuracy']:.4f}" if "test_accuracy" in evaluation else "-"
+        registered = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["registered_at"]))
+        params = entry["hyperparameters"]
+        print(f"{entry['version']:<18} {registered:<20} {accuracy:>8}  {params['epochs']:>6}  {params['optimizer']:<9} {entry['run_id']}")
+    return 0
+
+
+def models_show(args: argparse.Namespace) -> int:
+    manifest = _registry(args).manifest(args.version)
+    manifest.pop("history", None)
+    if manifest.get("evaluation"):
+        manifest["evaluation"] = {k: v for k, v in manifest["evaluation"].items() if k not in ("confusion_matrix",)}
+    print(json.dumps(manifest, indent=2, sort_keys=True))
+    return 0
+
+
+def models_load(args: argparse.Namespace) -> int:
+    """Load a version (safe mode) and, with --evaluate, score it on the cached MNIST test set."""
+    registry = _registry(args)
+    model = registry.load(args.version)
+    print(f"Loaded {registry.model_path(args.version)}: {model.count_params()} parameters")
+    if args.evaluate:
+        from mnist_pipeline.data.assets import scale_images
+        from mnist_pipeline.resources import resources_for_env
+
+        dataset = resources_for_env()["mnist_source"].load().dataset
+        loss, accuracy = model.evaluate(scale_images(dataset.test_images), dataset.test_labels, batch_size=1000, verbose=0)
+        print(f"Test accuracy {accuracy:.4f}, test loss {loss:.4f} on {dataset.num_test} images")
+    return 0
+
+
+def models_export(args: argparse.Namespace) -> int:
+    print(_registry(args).export(args.version, Path(args.destination)))
+    return 0
+
+
+def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", dest="batch_size", type=int)
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float)
+    parser.add_argument("--optimizer", choices=["sgd", "adam"])
+    parser.add_argument("--validation-fraction", dest="validation_fraction", type=float)
+    parser.add_argument("--seed", type=int, help="seed for the initial weights, the validation split and shuffling")
+    parser.add_argument("--json", help="also write the metrics and artifact paths to this JSON file")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mnist-pipeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mnist-pipeline", description="Command line for the MNIST pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
-    run_parser = commands.add_parser("run", help="materialize all assets and print the test accuracy")
-    run_parser.add_argument("--epochs", type=int)
-    run_parser.add_argument("--batch-size", type=int)
-    run_parser.add_argument("--learning-rate", type=float)
-    run_parser.add_argument("--optimizer", choices=["sgd", "adam"])
-    run_parser.add_argument("--validation-fraction", type=float)
-    run_parser.add_argument("--seed", type=int, help="seed for both the initial weights and the training")
-    run_parser.add_argument("--json", help="also write the metrics and artifact paths to this JSON file")
+
+    run_parser = commands.add_parser("run", help="materialize every asset and print the test accuracy")
+    _add_hyperparameter_flags(run_parser)
     run_parser.set_defaults(handler=run)
+
+    update_parser = commands.add_parser(
+        "update", help="materialize only what changed; hyperparameter flags set new hyperparameters first"
+    )
+    _add_hyperparameter_flags(update_parser)
+    update_parser.set_defaults(handler=update)
+
+    models = commands.add_parser("models", help="trained model versions").add_subparsers(dest="models_command", required=True)
+    models.add_parser("list", help="every version, oldest first").set_defaults(handler=models_list)
+    show = models.add_parser("show", help="a version's lineage, hyperparameters and metrics")
+    show.add_argument("version")
+    show.set_defaults(handler=models_show)
+    load = models.add_parser("load", help="load a version back (Keras safe mode)")
+    load.add_argument("version")
+    load.add_argument("--evaluate", action="store_true", help="also score it on the MNIST test set")
+    load.set_defaults(handler=models_load)
+    export = models.add_parser("export", help="copy a version's .keras file")
+    export.add_argument("version")
+    export.add_argument("destination")
+    export.set_defaults(handler=models_export)
+
     args = parser.parse_args(argv)
     return args.handler(args)
 

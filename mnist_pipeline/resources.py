@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.versioning.resources import ModelRegistryResource
 from mnist_pipeline.storage.io_managers import (
     JsonIOManager,
     KerasModelIOManager,
@@ -33,6 +35,12 @@ def io_managers(base_dir: str | None = None) -> dict[str, Any]:
     }
 
 
+def storage_resources(base_dir: str | None = None) -> dict[str, Any]:
+    """The IO managers and the model registry, all under one storage directory."""
+    registry_root = str(Path(base_dir) / "model_registry") if base_dir else None
+    return {**io_managers(base_dir), "model_registry": ModelRegistryResource(root=registry_root)}
+
+
 def resources_for_env(env: str | None = None) -> dict[str, Any]:
     env = env or os.environ.get("MNIST_PIPELINE_ENV", "local")
     if env not in DOWNLOAD_SOURCES_BY_ENV:
@@ -45,5 +53,5 @@ def resources_for_env(env: str | None = None) -> dict[str, Any]:
             cache_dir=os.environ.get("MNIST_CACHE_DIR") or None,
             download_sources=DOWNLOAD_SOURCES_BY_ENV[env],
         ),
-        **io_managers(os.environ.get("MNIST_STORAGE_DIR") or None),
+        **storage_resources(os.environ.get("MNIST_STORAGE_DIR") or None),
     }

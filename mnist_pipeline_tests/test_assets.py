@@ -8,10 +8,12 @@ import pytest
 from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
 from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.evaluation.assets import evaluation_metrics, predictions_table
-from mnist_pipeline.model.assets import compiled_model, trained_model
-from mnist_pipeline.model.config import ModelConfig, TrainingConfig
+from mnist_pipeline.model.assets import compiled_model, hyperparameters, trained_model
+from mnist_pipeline.model.config import Hyperparameters
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.reports.assets import digit_plots
+from mnist_pipeline.versioning.content import model_version
+from mnist_pipeline.versioning.resources import ModelRegistryResource
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -20,31 +22,60 @@ def context():
     return dg.build_asset_context()
 
 
+def value(output):
+    """The value of an asset's Output (assets return Output to carry their data version)."""
+    return output.value if isinstance(output, dg.Output) else output
+
+
+def params(**overrides) -> dict:
+    return value(hyperparameters(context(), Hyperparameters(**overrides)))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    return ModelRegistryResource(root=str(tmp_path_factory.mktemp("registry")))
+
+
 @pytest.fixture(scope="module")
 def scaled():
     from mnist_pipeline_tests.synthetic import make_dataset
 
-    return scaled_mnist(context(), make_dataset())
+    return value(scaled_mnist(context(), make_dataset()))
+
+
+TRAINING = dict(optimizer="adam", learning_rate=0.003, epochs=4, batch_size=30)
 
 
 @pytest.fixture(scope="module")
-def trained(scaled):
-    model = compiled_model(context(), ModelConfig(optimizer="adam", learning_rate=0.003))
-    return trained_model(context(), TrainingConfig(epochs=4, batch_size=30), model, scaled)
+def trained_output(scaled, registry):
+    model = value(compiled_model(context(), params(**TRAINING)))
+    return trained_model(context(), registry, params(**TRAINING), model, scaled)
 
 
 @pytest.fixture(scope="module")
-def metrics(trained, scaled):
-    return evaluation_metrics(context(), trained, scaled)
+def trained(trained_output):
+    return value(trained_output)
+
+
+@pytest.fixture(scope="module")
+def metrics(trained, scaled, registry):
+    return value(evaluation_metrics(context(), registry, trained, scaled))
 
 
 @pytest.fixture(scope="module")
 def table(trained, scaled):
-    return predictions_table(context(), trained, scaled)
+    return value(predictions_table(context(), trained, scaled))
+
+
+def test_hyperparameters_asset_returns_the_config_with_a_content_version():
+    output = hyperparameters(context(), Hyperparameters(epochs=3))
+    assert output.value == {"optimizer": "sgd", "learning_rate": 0.01, "epochs": 3, "batch_size": 32, "validation_fraction": 0.1, "seed": 0}
+    assert output.data_version == hyperparameters(context(), Hyperparameters(epochs=3)).data_version
+    assert output.data_version != hyperparameters(context(), Hyperparameters(epochs=4)).data_version
 
 
 def test_raw_mnist_loads_the_configured_directory(idx_dir, synthetic_dataset):
-    dataset = raw_mnist(context(), MnistSource(data_dir=str(idx_dir), download_sources=[]))
+    dataset = value(raw_mnist(context(), MnistSource(data_dir=str(idx_dir), download_sources=[])))
     assert dataset.train_images.shape == (300, 28, 28) and dataset.train_images.dtype == np.uint8
     assert dataset.test_labels.shape == (100,)
     np.testing.assert_array_equal(dataset.train_labels, synthetic_dataset.train_labels)
@@ -59,7 +90,7 @@ def test_scaled_mnist_is_float32_in_unit_range(synthetic_dataset, scaled):
 
 
 def test_compiled_model_is_the_tutorial_network():
-    model = compiled_model(context(), ModelConfig())
+    model = value(compiled_model(context(), params()))
     assert [layer.__class__.__name__ for layer in model.layers] == [
         "Reshape", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense",
     ]
@@ -72,11 +103,22 @@ def test_compiled_model_is_the_tutorial_network():
 
 
 def test_compiled_model_weights_depend_on_the_seed():
-    a = compiled_model(context(), ModelConfig(seed=1)).get_weights()[0]
-    b = compiled_model(context(), ModelConfig(seed=1)).get_weights()[0]
-    c = compiled_model(context(), ModelConfig(seed=2)).get_weights()[0]
+    a = value(compiled_model(context(), params(seed=1))).get_weights()[0]
+    b = value(compiled_model(context(), params(seed=1))).get_weights()[0]
+    c = value(compiled_model(context(), params(seed=2))).get_weights()[0]
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_trained_model_is_registered_with_its_lineage(trained_output, trained, registry):
+    version = trained_output.data_version.value
+    assert version == model_version(trained.model)
+    manifest = registry.registry().manifest(version)
+    assert manifest["hyperparameters"]["epochs"] == 4
+    assert set(manifest["input_data_versions"]) == {"hyperparameters", "compiled_model", "scaled_mnist"}
+    restored = registry.registry().load(version)
+    for original, loaded in zip(trained.model.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(original, loaded)
 
 
 def test_trained_model_learns_and_keeps_history(trained):
@@ -85,6 +127,12 @@ def test_trained_model_learns_and_keeps_history(trained):
     assert len(trained.history["loss"]) == 4
     assert trained.history["loss"][-1] < trained.history["loss"][0]
     assert trained.history["accuracy"][-1] > 0.5  # ten classes: chance is 0.1
+
+
+def test_evaluation_is_recorded_for_the_model_version(metrics, trained, registry):
+    assert metrics["model_version"] == model_version(trained.model)
+    evaluation = registry.registry().manifest(metrics["model_version"])["evaluation"]
+    assert evaluation["test_accuracy"] == metrics["test_accuracy"]
 
 
 def test_evaluation_metrics(metrics):
@@ -108,7 +156,7 @@ def test_predictions_table(table, metrics, scaled):
 
 
 def test_digit_plots_are_small_pngs(scaled, trained, metrics, table):
-    plots = digit_plots(context(), scaled, trained, metrics, table)
+    plots = value(digit_plots(context(), scaled, trained, metrics, table))
     assert set(plots) == {
         "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
         "probabilities_test_2", "confusion_matrix", "training_curves",

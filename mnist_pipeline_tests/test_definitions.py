@@ -12,25 +12,23 @@ import pytest
 from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
 from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.definitions import all_assets, defs
-from mnist_pipeline.evaluation.assets import evaluation_metrics, predictions_table
 from mnist_pipeline.jobs import full_pipeline_job
-from mnist_pipeline.model.assets import compiled_model, trained_model
-from mnist_pipeline.reports.assets import digit_plots
-from mnist_pipeline.resources import io_managers, resources_for_env
+from mnist_pipeline.resources import resources_for_env, storage_resources
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
-FAST_TRAINING = {"ops": {"trained_model": {"config": {"epochs": 2, "batch_size": 30}}}}
+ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS}
+FAST_TRAINING = {"ops": {"hyperparameters": {"config": {"epochs": 2, "batch_size": 30}}}}
 
 
 def resources(idx_dir: Path, storage_dir: Path) -> dict:
-    return {"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]), **io_managers(str(storage_dir))}
+    return {"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]), **storage_resources(str(storage_dir))}
 
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == set(ASSET_KEYS)
+    assert keys == ALL_KEYS
 
 
 def test_lineage_follows_the_product_chain():
@@ -73,7 +71,7 @@ def test_materialize_the_whole_graph(idx_dir, storage_dir):
     result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING)
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
-    assert materialized == set(ASSET_KEYS)
+    assert materialized == ALL_KEYS - {"mnist_files"}
     for key in ASSET_KEYS:
         metadata = result.asset_materializations_for_node(key)[0].metadata
         assert Path(metadata["path"].value).exists(), key
@@ -97,37 +95,38 @@ def test_epoch_progress_is_logged(idx_dir, storage_dir):
 
 
 @pytest.mark.parametrize(
-    "asset, config, field, found",
+    "config, field, found",
     [
-        ("trained_model", {"epochs": 0}, "epochs", "input_value=0"),
-        ("trained_model", {"batch_size": 0}, "batch_size", "input_value=0"),
-        ("trained_model", {"validation_fraction": 1.5}, "validation_fraction", "input_value=1.5"),
-        ("compiled_model", {"learning_rate": -1.0}, "learning_rate", "input_value=-1.0"),
+        ({"epochs": 0}, "epochs", "input_value=0"),
+        ({"batch_size": 0}, "batch_size", "input_value=0"),
+        ({"validation_fraction": 1.5}, "validation_fraction", "input_value=1.5"),
+        ({"learning_rate": -1.0}, "learning_rate", "input_value=-1.0"),
     ],
 )
-def test_invalid_hyperparameters_fail_before_training_naming_the_field(idx_dir, storage_dir, asset, config, field, found):
+def test_invalid_hyperparameters_fail_before_any_model_work_naming_the_field(idx_dir, storage_dir, config, field, found):
     result = dg.materialize(
         all_assets,
         resources=resources(idx_dir, storage_dir),
-        run_config={"ops": {asset: {"config": config}}},
+        run_config={"ops": {"hyperparameters": {"config": config}}},
         raise_on_error=False,
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_key == asset
+    assert failure.step_key == "hyperparameters"
     message = str(failure.step_failure_data.error)
     assert field in message and found in message
-    assert not (storage_dir / f"{asset}.keras").exists(), "the step wrote nothing"
-    assert not (storage_dir / "evaluation_metrics.json").exists(), "nothing downstream ran"
+    for artifact in ("hyperparameters.json", "compiled_model.keras", "trained_model.keras", "evaluation_metrics.json"):
+        assert not (storage_dir / artifact).exists(), f"{artifact} was written"
 
 
 def test_unknown_optimizer_is_rejected_at_launch(idx_dir, storage_dir):
     with pytest.raises(dg.DagsterInvalidConfigError, match=r"optimizer"):
         dg.materialize(
-            [compiled_model],
+            all_assets,
             resources=resources(idx_dir, storage_dir),
-            run_config={"ops": {"compiled_model": {"config": {"optimizer": "rmsprop"}}}},
+            run_config={"ops": {"hyperparameters": {"config": {"optimizer": "rmsprop"}}}},
         )
+    assert not storage_dir.exists(), "nothing ran"
 
 
 def test_failed_run_keeps_earlier_artifacts(idx_dir, storage_dir):
@@ -159,7 +158,7 @@ def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Test accuracy:" in result.stdout
     report = json.loads(summary.read_text())
-    assert set(report["paths"]) == set(ASSET_KEYS)
+    assert set(report["paths"]) == ALL_KEYS - {"mnist_files"}
     assert all(Path(path).exists() for path in report["paths"].values())
     assert 0.0 <= report["metrics"]["test_accuracy"] <= 1.0
     # The run is recorded in the persistent instance, so the UI shows it.

@@ -1,13 +1,18 @@
 """raw_mnist and scaled_mnist: the data as loaded, then as the network reads it."""
 
 
+import warnings
+
 import dagster as dg
 import numpy as np
 
 from mnist_pipeline.data.dataset import NUM_CLASSES, DigitDataset
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.versioning.code_version import code_version
+from mnist_pipeline.versioning.content import dataset_version, json_version
 
 GROUP = "data"
+OWNERS = ["team:ml-platform"]
 
 
 def class_counts(labels: np.ndarray) -> dict[str, int]:
@@ -35,14 +40,32 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     return scaled
 
 
+def mnist_files(context, mnist_source: MnistSource) -> dg.DataVersion:
+    fingerprint = mnist_source.fingerprint(log=context.log.info)
+    return dg.DataVersion(json_version(fingerprint))
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)  # observable_source_asset is beta in Dagster 1.13
+    mnist_files = dg.observable_source_asset(
+        mnist_files,
+        group_name=GROUP,
+        description="The four MNIST IDX files: the data directory's, else the verified cache's (fetched if "
+        "absent). Its data version hashes their contents, so new or changed files mark everything "
+        "downstream unsynced.",
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     io_manager_key="npz_io_manager",
     kinds={"numpy"},
-    owners=["team:ml-platform"],
+    owners=OWNERS,
     tags={"domain": "data"},
+    deps=[mnist_files],
+    code_version=code_version(__name__, "raw_mnist"),
 )
-def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> DigitDataset:
+def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> dg.Output[DigitDataset]:
     """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9."""
     loaded = mnist_source.load(log=context.log.info)
     metadata = describe(loaded.dataset)
@@ -50,18 +73,18 @@ def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> D
     metadata["source_location"] = loaded.location
     if loaded.sha256:
         metadata["idx_sha256"] = dg.MetadataValue.json(loaded.sha256)
-    context.add_output_metadata(metadata)
-    return loaded.dataset
+    return dg.Output(loaded.dataset, data_version=dg.DataVersion(dataset_version(loaded.dataset)), metadata=metadata)
 
 
 @dg.asset(
     group_name=GROUP,
     io_manager_key="npz_io_manager",
     kinds={"numpy"},
-    owners=["team:ml-platform"],
+    owners=OWNERS,
     tags={"domain": "data"},
+    code_version=code_version(__name__, "scaled_mnist"),
 )
-def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> DigitDataset:
+def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> dg.Output[DigitDataset]:
     """Images divided by 255 as float32 in [0, 1]; labels unchanged."""
     scaled = DigitDataset(
         train_images=scale_images(raw_mnist.train_images),
@@ -72,5 +95,4 @@ def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> 
     metadata = describe(scaled)
     metadata["pixel_min"] = float(min(scaled.train_images.min(), scaled.test_images.min()))
     metadata["pixel_max"] = float(max(scaled.train_images.max(), scaled.test_images.max()))
-    context.add_output_metadata(metadata)
-    return scaled
+    return dg.Output(scaled, data_version=dg.DataVersion(dataset_version(scaled)), metadata=metadata)

@@ -9,8 +9,12 @@ from mnist_pipeline.data.dataset import DigitDataset
 from mnist_pipeline.evaluation.metrics import confusion_matrix, precision_recall
 from mnist_pipeline.evaluation.predictions import build_predictions_table
 from mnist_pipeline.model.trained import TrainedModel
+from mnist_pipeline.versioning.code_version import code_version
+from mnist_pipeline.versioning.content import json_version, model_version, table_version
+from mnist_pipeline.versioning.resources import ModelRegistryResource
 
 GROUP = "evaluation"
+OWNERS = ["team:ml-platform"]
 PREDICT_BATCH_SIZE = 1000
 
 
@@ -24,12 +28,16 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     group_name=GROUP,
     io_manager_key="json_io_manager",
     kinds={"keras", "json"},
-    owners=["team:ml-platform"],
+    owners=OWNERS,
     tags={"domain": "evaluation"},
+    code_version=code_version(__name__, "evaluation_metrics"),
 )
 def evaluation_metrics(
-    context: dg.AssetExecutionContext, trained_model: TrainedModel, scaled_mnist: DigitDataset
-) -> dict:
+    context: dg.AssetExecutionContext,
+    model_registry: ModelRegistryResource,
+    trained_model: TrainedModel,
+    scaled_mnist: DigitDataset,
+) -> dg.Output[dict]:
     """Test loss and accuracy from `evaluate` on the test set, per-class precision/recall, confusion matrix."""
     model = trained_model.model
     test_loss, test_accuracy = model.evaluate(
@@ -39,6 +47,7 @@ def evaluation_metrics(
     matrix = confusion_matrix(scaled_mnist.test_labels, probabilities.argmax(axis=1))
     precision, recall = precision_recall(matrix)
     metrics = {
+        "model_version": model_version(model),
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
         "num_test_images": int(scaled_mnist.num_test),
@@ -47,9 +56,13 @@ def evaluation_metrics(
         "confusion_matrix": matrix.tolist(),
     }
     context.log.info(f"Test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
+    model_registry.registry().record_evaluation(metrics["model_version"], metrics)
     per_class = [[digit, f"{precision[digit]:.4f}", f"{recall[digit]:.4f}", int(matrix[digit].sum())] for digit in range(len(matrix))]
-    context.add_output_metadata(
-        {
+    return dg.Output(
+        metrics,
+        data_version=dg.DataVersion(json_version(metrics)),
+        metadata={
+            "model_version": metrics["model_version"],
             "test_accuracy": float(test_accuracy),
             "test_loss": float(test_loss),
             "num_test_images": int(scaled_mnist.num_test),
@@ -57,35 +70,36 @@ def evaluation_metrics(
             "confusion_matrix": dg.MetadataValue.md(
                 markdown_table(["true \\ predicted", *map(str, range(len(matrix)))], [[i, *row] for i, row in enumerate(matrix.tolist())])
             ),
-        }
+        },
     )
-    return metrics
 
 
 @dg.asset(
     group_name=GROUP,
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
-    owners=["team:ml-platform"],
+    owners=OWNERS,
     tags={"domain": "evaluation"},
     # Predictions are published only after the model's evaluation has run.
     deps=["evaluation_metrics"],
+    code_version=code_version(__name__, "predictions_table"),
 )
 def predictions_table(
     context: dg.AssetExecutionContext, trained_model: TrainedModel, scaled_mnist: DigitDataset
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     """One row per test image: true and predicted label, confidence, the ten class probabilities, correct."""
     probabilities = trained_model.model.predict(
         scaled_mnist.test_images, batch_size=PREDICT_BATCH_SIZE, verbose=0
     )
     table = build_predictions_table(np.asarray(probabilities), scaled_mnist.test_labels)
     preview = table.head(10).round(4)
-    context.add_output_metadata(
-        {
+    return dg.Output(
+        table,
+        data_version=dg.DataVersion(table_version(table)),
+        metadata={
             "dagster/row_count": len(table),
             "accuracy": float(table["correct"].mean()),
             "mistakes": int((~table["correct"]).sum()),
             "preview": dg.MetadataValue.md(markdown_table(list(preview.columns), preview.values.tolist())),
-        }
+        },
     )
-    return table

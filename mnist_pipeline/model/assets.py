@@ -1,95 +1,140 @@
-"""compiled_model and trained_model: the tutorial network, before and after fitting."""
-
+"""hyperparameters, compiled_model and trained_model: the tutorial network, before and after fitting."""
 
 import time
 
 import dagster as dg
 
 from mnist_pipeline.data.dataset import DigitDataset
-from mnist_pipeline.model.config import ModelConfig, TrainingConfig
+from mnist_pipeline.model.config import Hyperparameters
 from mnist_pipeline.model.split import validation_split
 from mnist_pipeline.model.trained import TrainedModel
+from mnist_pipeline.versioning.code_version import code_version
+from mnist_pipeline.versioning.content import dataset_version, json_version, model_version
+from mnist_pipeline.versioning.resources import ModelRegistryResource
 
 GROUP = "model"
+OWNERS = ["team:ml-platform"]
+
+
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="json_io_manager",
+    kinds={"json"},
+    owners=OWNERS,
+    tags={"domain": "model"},
+    code_version=code_version(__name__, "hyperparameters"),
+)
+def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) -> dg.Output[dict]:
+    """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad)."""
+    values = config.model_dump()
+    return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=dict(values))
 
 
 @dg.asset(
     group_name=GROUP,
     io_manager_key="keras_io_manager",
     kinds={"keras", "tensorflow"},
-    owners=["team:ml-platform"],
+    owners=OWNERS,
     tags={"domain": "model"},
     # The network is shaped for this data (28x28 images, 10 classes), so it sits downstream of it.
     deps=["scaled_mnist"],
+    code_version=code_version(__name__, "compiled_model"),
 )
-def compiled_model(context: dg.AssetExecutionContext, config: ModelConfig):
+def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> dg.Output:
     """The tutorial convnet, untrained, compiled with sparse categorical cross-entropy and accuracy."""
     from mnist_pipeline.model.network import build_tutorial_model, compile_model, summary_text
 
-    model = compile_model(build_tutorial_model(config.seed), config.optimizer, config.learning_rate)
-    context.add_output_metadata(
-        {
+    params = Hyperparameters(**hyperparameters)
+    model = compile_model(build_tutorial_model(params.seed), params.optimizer, params.learning_rate)
+    return dg.Output(
+        model,
+        data_version=dg.DataVersion(model_version(model)),
+        metadata={
             "parameter_count": model.count_params(),
             "layers": dg.MetadataValue.json([layer.__class__.__name__ for layer in model.layers]),
-            "optimizer": config.optimizer,
-            "learning_rate": config.learning_rate,
-            "seed": config.seed,
+            "optimizer": params.optimizer,
+            "learning_rate": params.learning_rate,
+            "seed": params.seed,
             "model_summary": dg.MetadataValue.md(f"```\n{summary_text(model)}\n```"),
-        }
+        },
     )
-    return model
 
 
 @dg.asset(
     group_name=GROUP,
     io_manager_key="keras_io_manager",
     kinds={"keras", "tensorflow"},
-    owners=["team:ml-platform"],
+    owners=OWNERS,
     tags={"domain": "model"},
+    code_version=code_version(__name__, "trained_model"),
 )
 def trained_model(
     context: dg.AssetExecutionContext,
-    config: TrainingConfig,
+    model_registry: ModelRegistryResource,
+    hyperparameters: dict,
     compiled_model,
     scaled_mnist: DigitDataset,
-) -> TrainedModel:
-    """The compiled network fitted on the training set, validated on a held-out slice of it."""
-    import keras
+) -> dg.Output[TrainedModel]:
+    """The compiled network fitted on the training set, validated on a held-out slice of it.
 
-    from mnist_pipeline.model.network import EpochLogger
+    Every version is also kept in the model registry with its lineage.
+    """
+    from mnist_pipeline.model.network import EpochLogger, make_deterministic
 
-    train_idx, val_idx = validation_split(scaled_mnist.num_train, config.validation_fraction, config.seed)
+    params = Hyperparameters(**hyperparameters)
+    inputs = {
+        "hyperparameters": json_version(hyperparameters),
+        "compiled_model": model_version(compiled_model),
+        "scaled_mnist": dataset_version(scaled_mnist),
+    }
+    train_idx, val_idx = validation_split(scaled_mnist.num_train, params.validation_fraction, params.seed)
     images, labels = scaled_mnist.train_images, scaled_mnist.train_labels
-    keras.utils.set_random_seed(config.seed)
+    make_deterministic(params.seed)
     context.log.info(
         f"Training on {len(train_idx)} images, validating on {len(val_idx)}, "
-        f"{config.epochs} epochs of batch {config.batch_size}"
+        f"{params.epochs} epochs of batch {params.batch_size}"
     )
     started = time.perf_counter()
     fit = compiled_model.fit(
         images[train_idx],
         labels[train_idx],
-        epochs=config.epochs,
-        batch_size=config.batch_size,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
         validation_data=(images[val_idx], labels[val_idx]),
-        callbacks=[EpochLogger(context.log, config.epochs)],
+        callbacks=[EpochLogger(context.log, params.epochs)],
         verbose=0,
     )
     seconds = time.perf_counter() - started
     history = {name: [float(v) for v in values] for name, values in fit.history.items()}
-    context.add_output_metadata(
+    version = model_version(compiled_model)
+    registered = model_registry.registry().register(
+        version,
+        compiled_model,
         {
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
+            "run_id": context.run_id,
+            "input_data_versions": inputs,
+            "hyperparameters": hyperparameters,
+            "code_version": context.assets_def.code_versions_by_key[context.asset_key],
+            "training_seconds": round(seconds, 2),
+            "history": history,
+        },
+    )
+    return dg.Output(
+        TrainedModel(model=compiled_model, history=history),
+        data_version=dg.DataVersion(version),
+        metadata={
+            "model_version": version,
+            "registry_path": dg.MetadataValue.path(str(registered)),
+            "epochs": params.epochs,
+            "batch_size": params.batch_size,
             "train_images": len(train_idx),
             "validation_images": len(val_idx),
             "training_seconds": round(seconds, 2),
-            "images_per_second": round(len(train_idx) * config.epochs / seconds, 1),
+            "images_per_second": round(len(train_idx) * params.epochs / seconds, 1),
             "final_loss": history["loss"][-1],
             "final_accuracy": history["accuracy"][-1],
             "final_val_loss": history["val_loss"][-1],
             "final_val_accuracy": history["val_accuracy"][-1],
             "history": dg.MetadataValue.json(history),
-        }
+        },
     )
-    return TrainedModel(model=compiled_model, history=history)

@@ -1,11 +1,13 @@
-"""Hyperparameters users edit in the Launchpad, checked before any work.
+"""Hyperparameters: the run config users edit, checked before any work.
 
-Pydantic constraints reject bad values when a step builds its config, with an
-error naming the field; `optimizer` is an enum, so Dagster rejects an unknown
-name when the run is launched.
+They are the config of the `hyperparameters` asset, whose stored value (and
+data version) feeds compiled_model and trained_model. Changing them is a
+materialization of that asset, so Dagster marks every model downstream as
+unsynced and "materialize what changed" retrains.
+
+Pydantic constraints reject bad values with an error naming the field;
+`optimizer` is an enum, so Dagster rejects an unknown name at launch.
 """
-
-from __future__ import annotations
 
 from typing import Literal
 
@@ -15,17 +17,11 @@ from pydantic import Field
 OptimizerName = Literal["sgd", "adam"]
 
 
-class ModelConfig(dg.Config):
-    """How the tutorial network is initialised and compiled."""
+class Hyperparameters(dg.Config):
+    """How the tutorial network is initialised, compiled and fitted."""
 
     optimizer: OptimizerName = Field(default="sgd", description="Optimizer: 'sgd' (the tutorial's) or 'adam'.")
     learning_rate: float = Field(default=0.01, gt=0.0, le=10.0, description="Optimizer learning rate.")
-    seed: int = Field(default=0, ge=0, description="Seed for the initial weights.")
-
-
-class TrainingConfig(dg.Config):
-    """How the compiled network is fitted."""
-
     epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the training slice.")
     batch_size: int = Field(default=32, ge=1, le=60000, description="Images per gradient step.")
     validation_fraction: float = Field(
@@ -34,4 +30,4 @@ class TrainingConfig(dg.Config):
         lt=1.0,
         description="Share of the training set held out for validation (never the test set).",
     )
-    seed: int = Field(default=0, ge=0, description="Seed for the validation split and shuffling.")
+    seed: int = Field(default=0, ge=0, description="Seed for the initial weights, the validation split and shuffling.")

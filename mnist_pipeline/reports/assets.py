@@ -11,6 +11,8 @@ from mnist_pipeline.data.dataset import DigitDataset
 from mnist_pipeline.evaluation.predictions import PROBABILITY_COLUMNS
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.reports import plots
+from mnist_pipeline.versioning.code_version import code_version
+from mnist_pipeline.versioning.content import files_version
 
 GROUP = "reports"
 GRID_SIZE = 32
@@ -64,6 +66,7 @@ def embedded_png(name: str, content: bytes) -> dg.MetadataValue:
     kinds={"matplotlib", "png"},
     owners=["team:ml-platform"],
     tags={"domain": "reports"},
+    code_version=code_version(__name__, "digit_plots"),
 )
 def digit_plots(
     context: dg.AssetExecutionContext,
@@ -71,10 +74,9 @@ def digit_plots(
     trained_model: TrainedModel,
     evaluation_metrics: dict,
     predictions_table: pd.DataFrame,
-) -> dict[str, bytes]:
+) -> dg.Output[dict]:
     """A sample digit, predicted vs true grid, confident mistakes, class probabilities, confusion matrix, training curves."""
     figures = render_plots(scaled_mnist, trained_model.history, evaluation_metrics, predictions_table)
     metadata: dict[str, object] = {f"plot_{name}": embedded_png(name, png) for name, png in figures.items()}
     metadata["largest_png_bytes"] = max(len(png) for png in figures.values())
-    context.add_output_metadata(metadata)
-    return figures
+    return dg.Output(figures, data_version=dg.DataVersion(files_version(figures)), metadata=metadata)

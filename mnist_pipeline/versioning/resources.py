@@ -1,0 +1,23 @@
+"""The model registry as a Dagster resource."""
+
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.versioning.registry import ModelRegistry
+
+
+def default_registry_dir() -> Path:
+    return default_storage_dir() / "model_registry"
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """Where every trained model version is kept."""
+
+    root: Optional[str] = Field(default=None, description="Registry directory; defaults to <storage>/model_registry.")
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.root).expanduser().resolve() if self.root else default_registry_dir())
