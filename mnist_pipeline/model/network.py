@@ -11,17 +11,21 @@ OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
 
 
 def build_tutorial_model(seed: int) -> keras.Model:
-    """Reshape -> Conv2D(32, 3x3) -> MaxPool(2x2) -> Flatten -> Dense(128) -> Dense(10, softmax)."""
+    """Reshape -> Conv2D(32, 3x3) -> MaxPool(2x2) -> Flatten -> Dense(128) -> Dense(10, softmax).
+
+    Layers are named explicitly: Keras's automatic names count the models built
+    earlier in the process, which would make equal models look different.
+    """
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
-            keras.Input(shape=IMAGE_SHAPE),
-            layers.Reshape((*IMAGE_SHAPE, 1)),
-            layers.Conv2D(32, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            keras.Input(shape=IMAGE_SHAPE, name="image"),
+            layers.Reshape((*IMAGE_SHAPE, 1), name="add_channel"),
+            layers.Conv2D(32, (3, 3), activation="relu", name="conv"),
+            layers.MaxPooling2D((2, 2), name="pool"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="hidden"),
+            layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
         ],
         name="tutorial_convnet",
     )
@@ -29,7 +33,7 @@ def build_tutorial_model(seed: int) -> keras.Model:
 
 def compile_model(model: keras.Model, optimizer: str, learning_rate: float) -> keras.Model:
     model.compile(
-        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, name=optimizer),  # automatic names count earlier optimizers
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

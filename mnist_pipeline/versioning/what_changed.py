@@ -35,7 +35,13 @@ class UpdateResult:
 
 
 def unsynced_assets(instance: dg.DagsterInstance, defs: dg.Definitions) -> list[dg.AssetKey]:
-    """Materializable assets that are missing or unsynced, in topological order."""
+    """Materializable assets that are missing or unsynced, plus everything downstream of them.
+
+    Dagster marks an asset unsynced only when a direct parent changed; its
+    children learn of it once it is rematerialized. Adding the downstream
+    closure lets one run bring the whole graph up to date, and never touches
+    anything upstream of a change.
+    """
     asset_graph = defs.resolve_asset_graph()
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
@@ -44,12 +50,12 @@ def unsynced_assets(instance: dg.DagsterInstance, defs: dg.Definitions) -> list[
     )
     resolver = CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
     order = [key for level in asset_graph.toposorted_asset_keys_by_level for key in level]
-    return [
-        key
-        for key in order
-        if asset_graph.get(key).is_materializable
-        and resolver.get_status(key) in (StaleStatus.STALE, StaleStatus.MISSING)
-    ]
+    materializable = [key for key in order if asset_graph.get(key).is_materializable]
+    changed = {key for key in materializable if resolver.get_status(key) in (StaleStatus.STALE, StaleStatus.MISSING)}
+    if not changed:
+        return []
+    affected = dg.AssetSelection.assets(*changed).downstream().resolve(asset_graph)
+    return [key for key in materializable if key in affected]
 
 
 def materialize_what_changed(

@@ -1,0 +1,114 @@
+"""Code versions follow the source: an edit changes exactly the versions of the code it touches."""
+
+import sys
+import textwrap
+
+import pytest
+
+from mnist_pipeline.definitions import defs
+from mnist_pipeline.versioning import code_version as cv
+
+PACKAGE = "cvtest_project"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A throwaway package: helpers.py, plus assets.py with two functions sharing one helper."""
+    root = tmp_path / PACKAGE
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "helpers.py").write_text("def scale(x):\n    return x / 255\n")
+    (root / "assets.py").write_text(
+        textwrap.dedent(
+            f"""
+            from {PACKAGE}.helpers import scale
+
+            FACTOR = 2
+
+            def double(x):
+                return x * FACTOR
+
+            def first(x):
+                return double(x)
+
+            def second(x):
+                from {PACKAGE}.helpers import scale as local_scale
+                return local_scale(x)
+
+            def third(x):
+                return x
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    forget_package()
+    yield root
+    forget_package()
+
+
+def forget_package():
+    """Drop the package from import caches, so each test's copy is the one found."""
+    for name in [name for name in sys.modules if name.split(".")[0] == PACKAGE]:
+        del sys.modules[name]
+    cv.module_closure.cache_clear()
+    cv._module_file.cache_clear()
+
+
+def versions():
+    cv.module_closure.cache_clear()
+    return {name: cv.code_version(f"{PACKAGE}.assets", name, project=PACKAGE) for name in ("first", "second", "third")}
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_versions_are_stable_and_distinct(project):
+    assert versions() == versions()
+    assert len(set(versions().values())) == 3
+
+
+def test_editing_a_function_changes_only_its_version(project):
+    before = versions()
+    edit(project / "assets.py", "def third(x):\n    return x\n", "def third(x):\n    return x + 1\n")
+    after = versions()
+    assert after["third"] != before["third"]
+    assert after["first"] == before["first"] and after["second"] == before["second"]
+
+
+def test_editing_a_module_level_helper_changes_its_callers(project):
+    before = versions()
+    edit(project / "assets.py", "FACTOR = 2", "FACTOR = 3")
+    after = versions()
+    assert after["first"] != before["first"], "first uses double, which uses FACTOR"
+    assert after["second"] == before["second"] and after["third"] == before["third"]
+
+
+def test_editing_an_imported_module_changes_the_functions_that_import_it(project):
+    before = versions()
+    edit(project / "helpers.py", "x / 255", "x / 256")
+    after = versions()
+    assert after["second"] != before["second"], "second imports helpers inside its body"
+    assert after["third"] == before["third"]
+
+
+def test_decorators_and_comments_outside_the_function_do_not_count(project):
+    before = versions()
+    edit(project / "assets.py", "def third(x):", "# a note\ndef third(x):")
+    assert versions() == before
+
+
+def test_unknown_function_is_an_error(project):
+    with pytest.raises(NameError, match=rf"{PACKAGE}.assets: expected a top-level definition named 'fourth'"):
+        cv.code_version(f"{PACKAGE}.assets", "fourth", project=PACKAGE)
+
+
+def test_every_asset_has_a_source_derived_code_version():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.is_materializable:
+            module = node.assets_def.op.compute_fn.decorated_fn.__module__
+            assert node.code_version == cv.code_version(module, key.to_user_string()), key
