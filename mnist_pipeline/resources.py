@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.versioning.resources import ModelRegistryResource
+from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.storage.io_managers import (
     JsonIOManager,
     KerasModelIOManager,
@@ -36,9 +36,16 @@ def io_managers(base_dir: str | None = None) -> dict[str, Any]:
 
 
 def storage_resources(base_dir: str | None = None) -> dict[str, Any]:
-    """The IO managers and the model registry, all under one storage directory."""
-    registry_root = str(Path(base_dir) / "model_registry") if base_dir else None
-    return {**io_managers(base_dir), "model_registry": ModelRegistryResource(root=registry_root)}
+    """The IO managers, the model registry and training checkpoints, all under one storage directory."""
+
+    def under(name: str) -> str | None:
+        return str(Path(base_dir) / name) if base_dir else None
+
+    return {
+        **io_managers(base_dir),
+        "model_registry": ModelRegistryResource(root=under("model_registry")),
+        "training_checkpoints": TrainingCheckpoints(root=under("training_checkpoints")),
+    }
 
 
 def resources_for_env(env: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Each asset called directly on small synthetic data."""
 
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from mnist_pipeline.model.config import Hyperparameters
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.reports.assets import digit_plots
 from mnist_pipeline.versioning.content import model_version
-from mnist_pipeline.versioning.resources import ModelRegistryResource
+from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -37,6 +39,11 @@ def registry(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return TrainingCheckpoints(root=str(tmp_path_factory.mktemp("checkpoints")))
+
+
+@pytest.fixture(scope="module")
 def scaled():
     from mnist_pipeline_tests.synthetic import make_dataset
 
@@ -47,9 +54,11 @@ TRAINING = dict(optimizer="adam", learning_rate=0.003, epochs=4, batch_size=30)
 
 
 @pytest.fixture(scope="module")
-def trained_output(scaled, registry):
+def trained_output(scaled, registry, checkpoints):
     model = value(compiled_model(context(), params(**TRAINING)))
-    return trained_model(context(), registry, params(**TRAINING), model, scaled)
+    output = trained_model(context(), registry, checkpoints, params(**TRAINING), model, scaled)
+    assert list(Path(checkpoints.root).iterdir()) == [], "checkpoints are removed once training completes"
+    return output
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from mnist_pipeline.data.dataset import IDX_FILE_NAMES
 from mnist_pipeline.data.idx import IdxFormatError
-from mnist_pipeline.data.sources import DOWNLOAD_SOURCES, LoadedDataset, find_idx_file, load_mnist
+from mnist_pipeline.data.sources import DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
 from mnist_pipeline.paths import default_cache_dir
 
 
@@ -54,21 +54,26 @@ class MnistSource(dg.ConfigurableResource):
         )
 
     def current_files(self) -> dict[str, Path]:
-        """The files a load would read first: the data directory's, else the cache's (those present)."""
-        if self.data_dir is not None:
-            directory = Path(self.data_dir).expanduser()
-            found = {}
-            for name in IDX_FILE_NAMES:
-                try:
-                    found[name] = find_idx_file(directory, name)
-                except IdxFormatError:
-                    continue
-            return found
-        cache = self.resolved_cache_dir()
-        return {name: cache / base for name, base in IDX_FILE_NAMES.items() if (cache / base).is_file()}
+        """The data directory's IDX files that are present (empty without a data directory)."""
+        if self.data_dir is None:
+            return {}
+        directory = Path(self.data_dir).expanduser()
+        found = {}
+        for name in IDX_FILE_NAMES:
+            try:
+                found[name] = find_idx_file(directory, name)
+            except IdxFormatError:
+                continue
+        return found
 
-    def fingerprint(self, log: Callable[[str], None] = lambda message: None) -> dict[str, str]:
-        """SHA-256 of each file a load would read, fetching MNIST into the cache first if it is not there."""
-        if self.data_dir is None and len(self.current_files()) < len(IDX_FILE_NAMES):
-            self.load(log=log)
+    def fingerprint(self) -> dict[str, str]:
+        """What identifies the data a load would return, without fetching anything.
+
+        A data directory is identified by the SHA-256 of its files. Otherwise
+        the data is MNIST itself, whichever source delivers it: every fetched or
+        cached file is verified against the published hashes, so those hashes
+        are its identity.
+        """
+        if self.data_dir is None:
+            return dict(MNIST_SHA256)
         return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.current_files().items()}

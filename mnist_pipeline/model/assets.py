@@ -10,7 +10,7 @@ from mnist_pipeline.model.split import validation_split
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.versioning.code_version import code_version
 from mnist_pipeline.versioning.content import dataset_version, json_version, model_version
-from mnist_pipeline.versioning.resources import ModelRegistryResource
+from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
 
 GROUP = "model"
 OWNERS = ["team:ml-platform"]
@@ -71,56 +71,59 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
 def trained_model(
     context: dg.AssetExecutionContext,
     model_registry: ModelRegistryResource,
+    training_checkpoints: TrainingCheckpoints,
     hyperparameters: dict,
     compiled_model,
     scaled_mnist: DigitDataset,
 ) -> dg.Output[TrainedModel]:
     """The compiled network fitted on the training set, validated on a held-out slice of it.
 
-    Every version is also kept in the model registry with its lineage.
+    Checkpointed every epoch: a killed run resumes where it stopped. Every
+    version is kept in the model registry with its lineage.
     """
-    from mnist_pipeline.model.network import EpochLogger, make_deterministic
+    from mnist_pipeline.model.training import fit_resumably
 
     params = Hyperparameters(**hyperparameters)
+    code = context.assets_def.code_versions_by_key[context.asset_key]
     inputs = {
         "hyperparameters": json_version(hyperparameters),
         "compiled_model": model_version(compiled_model),
         "scaled_mnist": dataset_version(scaled_mnist),
     }
     train_idx, val_idx = validation_split(scaled_mnist.num_train, params.validation_fraction, params.seed)
-    images, labels = scaled_mnist.train_images, scaled_mnist.train_labels
-    make_deterministic(params.seed)
     context.log.info(
         f"Training on {len(train_idx)} images, validating on {len(val_idx)}, "
         f"{params.epochs} epochs of batch {params.batch_size}"
     )
     started = time.perf_counter()
-    fit = compiled_model.fit(
-        images[train_idx],
-        labels[train_idx],
+    model, history = fit_resumably(
+        compiled_model,
+        scaled_mnist.train_images,
+        scaled_mnist.train_labels,
+        train_idx,
+        val_idx,
         epochs=params.epochs,
         batch_size=params.batch_size,
-        validation_data=(images[val_idx], labels[val_idx]),
-        callbacks=[EpochLogger(context.log, params.epochs)],
-        verbose=0,
+        seed=params.seed,
+        checkpoint_dir=training_checkpoints.directory(json_version({"code": code, **inputs})),
+        log=context.log.info,
     )
     seconds = time.perf_counter() - started
-    history = {name: [float(v) for v in values] for name, values in fit.history.items()}
-    version = model_version(compiled_model)
+    version = model_version(model)
     registered = model_registry.registry().register(
         version,
-        compiled_model,
+        model,
         {
             "run_id": context.run_id,
             "input_data_versions": inputs,
             "hyperparameters": hyperparameters,
-            "code_version": context.assets_def.code_versions_by_key[context.asset_key],
+            "code_version": code,
             "training_seconds": round(seconds, 2),
             "history": history,
         },
     )
     return dg.Output(
-        TrainedModel(model=compiled_model, history=history),
+        TrainedModel(model=model, history=history),
         data_version=dg.DataVersion(version),
         metadata={
             "model_version": version,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 from keras import layers
 
@@ -47,9 +49,9 @@ def summary_text(model: keras.Model) -> str:
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Writes one line per finished epoch to a logger (the Dagster run log)."""
+    """Writes one line per finished epoch through `log` (e.g. the Dagster run log's info)."""
 
-    def __init__(self, log, epochs: int):
+    def __init__(self, log: Callable[[str], None], epochs: int):
         super().__init__()
         self._log = log
         self._epochs = epochs
@@ -57,16 +59,5 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         figures = ", ".join(f"{key}={value:.4f}" for key, value in sorted(logs.items()))
-        self._log.info(f"epoch {epoch + 1}/{self._epochs}: {figures}")
+        self._log(f"epoch {epoch + 1}/{self._epochs}: {figures}")
 
-
-def make_deterministic(seed: int) -> None:
-    """Seed every generator and make TensorFlow's kernels deterministic.
-
-    With the same seed, data, code and hyperparameters, CPU training then gives
-    byte-identical weights run after run.
-    """
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()

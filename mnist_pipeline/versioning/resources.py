@@ -21,3 +21,13 @@ class ModelRegistryResource(dg.ConfigurableResource):
 
     def registry(self) -> ModelRegistry:
         return ModelRegistry(Path(self.root).expanduser().resolve() if self.root else default_registry_dir())
+
+
+class TrainingCheckpoints(dg.ConfigurableResource):
+    """Where unfinished training keeps its per-epoch checkpoints."""
+
+    root: Optional[str] = Field(default=None, description="Checkpoint directory; defaults to <storage>/training_checkpoints.")
+
+    def directory(self, training_key: str) -> Path:
+        base = Path(self.root).expanduser().resolve() if self.root else default_storage_dir() / "training_checkpoints"
+        return base / training_key

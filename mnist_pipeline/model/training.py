@@ -1,0 +1,121 @@
+"""Training that survives being killed: a checkpoint after every epoch, resumed on the next run.
+
+Each epoch's batch order comes from (seed, epoch) alone and the random state is
+reset from the same pair, so a run resumed from epoch k ends with the same
+weights, byte for byte, as one that was never interrupted.
+
+    <checkpoint dir>/epoch-0003.keras   the model (with optimizer state) after 3 epochs
+    <checkpoint dir>/state.json         {"epochs_done": 3, "model_file": ..., "history": ...}
+    <checkpoint dir>/.lock              held while training, so two runs never share a checkpoint
+
+Imports Keras: import this module inside asset bodies only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import keras
+import numpy as np
+
+from mnist_pipeline.model.network import EpochLogger
+from mnist_pipeline.storage.atomic import atomic_write
+
+STATE_FILE = "state.json"
+
+
+@contextmanager
+def exclusive(directory: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold the directory's lock; wait (saying so) while another process holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"Another run is training the same model ({directory}); waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def epoch_order(train_indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """The training images of `epoch`, in the order that epoch sees them."""
+    return train_indices[np.random.default_rng([seed, epoch]).permutation(len(train_indices))]
+
+
+def load_checkpoint(directory: Path) -> tuple[keras.Model, int, dict[str, list[float]]] | None:
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        return None
+    state = json.loads(state_path.read_text())
+    model = keras.models.load_model(directory / state["model_file"], safe_mode=True)
+    return model, int(state["epochs_done"]), state["history"]
+
+
+def save_checkpoint(directory: Path, model: keras.Model, epochs_done: int, history: dict[str, list[float]]) -> None:
+    """Model first, then the state that points at it: a kill between the two keeps the older pair."""
+    model_file = f"epoch-{epochs_done:04d}.keras"
+    atomic_write(directory / model_file, lambda tmp: model.save(tmp))
+    state = {"epochs_done": epochs_done, "model_file": model_file, "history": history}
+    atomic_write(directory / STATE_FILE, lambda tmp: tmp.write_text(json.dumps(state)))
+    for old in directory.glob("epoch-*.keras"):
+        if old.name != model_file:
+            old.unlink(missing_ok=True)
+
+
+def fit_resumably(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    train_indices: np.ndarray,
+    validation_indices: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    checkpoint_dir: Path,
+    log: Callable[[str], None],
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fit `model` for `epochs`, resuming from `checkpoint_dir` if an earlier run got part way.
+
+    Returns the fitted model (the checkpoint's, when resumed) and the per-epoch
+    history of all epochs. The checkpoint is removed once training completes.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    validation = (images[validation_indices], labels[validation_indices])
+    with exclusive(checkpoint_dir, log):
+        resumed = load_checkpoint(checkpoint_dir)
+        history: dict[str, list[float]] = {}
+        start = 0
+        if resumed is not None:
+            model, start, history = resumed
+            log(f"Resuming from the checkpoint after epoch {start} of {epochs} in {checkpoint_dir}")
+        logger = EpochLogger(log, epochs)
+        for epoch in range(start, epochs):
+            keras.utils.set_random_seed(seed * 100_003 + epoch)
+            order = epoch_order(train_indices, seed, epoch)
+            fit = model.fit(
+                images[order],
+                labels[order],
+                batch_size=batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                validation_data=validation,
+                callbacks=[logger],
+                verbose=0,
+            )
+            for name, values in fit.history.items():
+                history.setdefault(name, []).extend(float(v) for v in values)
+            save_checkpoint(checkpoint_dir, model, epoch + 1, history)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return model, history
