@@ -22,7 +22,7 @@ def selected_assets(job: dg.JobDefinition) -> set[str]:
 
 
 def test_definitions_offer_the_launchpad_jobs():
-    assert {job.name for job in JOBS} == set(SELECTIONS)
+    assert set(SELECTIONS) <= {job.name for job in JOBS}
     assert {job.name for job in defs.resolve_all_job_defs()} >= set(SELECTIONS)
 
 

@@ -16,6 +16,7 @@ from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClientError
 
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
+from mnist_pipeline_tests.test_definitions import ASSET_KEYS
 from mnist_pipeline_tests.webserver import Webserver, running_webserver
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,6 @@ TWO_EPOCHS = {"ops": {"trained_model": {"config": {"epochs": 2, "batch_size": 30
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_EMBEDDED_PNG_BYTES = 100_000  # half of 200 KB: every plot travels in the event log
 EMBEDDED_PNG_PREFIX = "data:image/png;base64,"
-ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
 PLOTS = {
     "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
     "probabilities_test_2", "confusion_matrix", "training_curves",

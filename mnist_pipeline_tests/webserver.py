@@ -147,11 +147,15 @@ class Webserver:
                 break
             except subprocess.TimeoutExpired:
                 continue
-        # Children (code server, run workers) may outlive the server by a moment: end what is left of the group.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # Children (code server, run workers) may outlive the server by a moment: end what is left of the group
+        # and give it a few seconds to go.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 @contextmanager
