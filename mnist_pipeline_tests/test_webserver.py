@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClientError
@@ -165,6 +166,13 @@ def metadata_of_run(server: Webserver, asset_key: str, run_id: str) -> dict[str,
     materializations = [m for m in asset["assetMaterializations"] if m["runId"] == run_id]
     assert len(materializations) == 1, f"{asset_key}: expected one materialization in run {run_id}, found {len(materializations)}"
     return {entry["label"]: entry for entry in materializations[0]["metadataEntries"]}
+
+
+def test_the_ui_pages_are_served(server):
+    for page in ("/assets", "/jobs", "/runs"):
+        response = requests.get(server.base_url + page, timeout=60)
+        assert response.status_code == 200, page
+        assert response.text.lstrip().lower().startswith("<!doctype html>"), page
 
 
 def test_catalog_shows_groups_descriptions_kinds_owners_and_tags(server):

@@ -66,7 +66,8 @@ class Webserver:
         self.env = {**env, "DAGSTER_HOME": str(dagster_home)}
         self.log_path = log_path
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base_url}/graphql"
         self.client = DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=60)
         self.process: subprocess.Popen | None = None
 
