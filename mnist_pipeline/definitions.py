@@ -9,7 +9,7 @@ import dagster as dg
 
 from mnist_pipeline.data import assets as data_assets
 from mnist_pipeline.evaluation import assets as evaluation_assets
-from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job
+from mnist_pipeline.jobs import JOBS
 from mnist_pipeline.model import assets as model_assets
 from mnist_pipeline.reports import assets as report_assets
 from mnist_pipeline.resources import resources_for_env
@@ -18,7 +18,7 @@ all_assets = dg.load_assets_from_modules([data_assets, model_assets, evaluation_
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[full_pipeline_job, observe_sources_job],
+    jobs=JOBS,
     resources=resources_for_env(),
     executor=dg.in_process_executor,
 )

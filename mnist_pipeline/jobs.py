@@ -1,4 +1,16 @@
-"""Jobs users launch. All run in one process: a process per step would pay a TensorFlow import per step."""
+"""Jobs users pick in the Launchpad.
+
+  mnist_full_pipeline          every asset: observe the files, load MNIST, compile, train, evaluate, predict, plot
+  mnist_train_evaluate_report  set hyperparameters, rebuild and retrain the model on the stored data, evaluate, predict, plot
+  mnist_predictions_and_plots  rebuild the predictions table and the plots from the stored model and metrics
+  mnist_observe_sources        hash the MNIST files, so changed files mark their assets unsynced
+
+"Only what changed" is Dagster's own "Materialize unsynced" in the asset
+graph, or `mnist-pipeline update` (versioning/what_changed.py).
+
+The Launchpad opens each with the hyperparameter defaults (model/config.py).
+All run in one process: a process per step would pay a TensorFlow import per step.
+"""
 
 import dagster as dg
 
@@ -14,5 +26,24 @@ observe_sources_job = dg.define_asset_job(
     name="mnist_observe_sources",
     selection=dg.AssetSelection.assets("mnist_files"),
     executor_def=dg.in_process_executor,
-    description="Hash the MNIST files (fetching them if absent), so changed files mark their assets unsynced.",
+    description="Record the MNIST files' data version, so new or changed files mark their assets unsynced.",
 )
+
+train_evaluate_report_job = dg.define_asset_job(
+    name="mnist_train_evaluate_report",
+    selection=dg.AssetSelection.assets("hyperparameters").downstream(),
+    executor_def=dg.in_process_executor,
+    description=(
+        "Set the hyperparameters, rebuild and retrain the model on the stored data, then evaluate, "
+        "predict and plot again. The data assets are not recomputed."
+    ),
+)
+
+predictions_and_plots_job = dg.define_asset_job(
+    name="mnist_predictions_and_plots",
+    selection=dg.AssetSelection.assets("predictions_table", "digit_plots"),
+    executor_def=dg.in_process_executor,
+    description="Rebuild the predictions table and the plots from the stored model, data and metrics; no training.",
+)
+
+JOBS = [full_pipeline_job, train_evaluate_report_job, predictions_and_plots_job, observe_sources_job]

@@ -98,6 +98,9 @@ def predictions_table(
         data_version=dg.DataVersion(table_version(table)),
         metadata={
             "dagster/row_count": len(table),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, str(dtype)) for name, dtype in table.dtypes.items()]
+            ),
             "accuracy": float(table["correct"].mean()),
             "mistakes": int((~table["correct"]).sum()),
             "preview": dg.MetadataValue.md(markdown_table(list(preview.columns), preview.values.tolist())),

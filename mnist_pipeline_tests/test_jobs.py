@@ -1,0 +1,81 @@
+"""The Launchpad jobs: what each selects, how it executes, its default config, and runs on stored artifacts."""
+
+import dagster as dg
+import pytest
+
+from mnist_pipeline.definitions import all_assets, defs
+from mnist_pipeline.jobs import JOBS
+from mnist_pipeline.model.config import Hyperparameters
+from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
+from mnist_pipeline_tests.test_definitions import ALL_KEYS, resources
+
+SELECTIONS = {
+    "mnist_full_pipeline": ALL_KEYS,
+    "mnist_train_evaluate_report": {"hyperparameters", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"},
+    "mnist_predictions_and_plots": {"predictions_table", "digit_plots"},
+    "mnist_observe_sources": {"mnist_files"},
+}
+ONE_EPOCH = {"ops": {"hyperparameters": {"config": {"epochs": 1, "batch_size": 30}}}}
+
+
+def selected_assets(job: dg.JobDefinition) -> set[str]:
+    layer = job.asset_layer
+    return {key.to_user_string() for key in layer.executable_asset_keys}
+
+
+def test_definitions_offer_the_launchpad_jobs():
+    assert set(SELECTIONS) <= {job.name for job in JOBS}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= set(SELECTIONS)
+
+
+@pytest.mark.parametrize("name, expected", sorted(SELECTIONS.items()))
+def test_each_job_selects_its_assets_and_runs_in_process(name, expected):
+    job = defs.resolve_job_def(name)
+    assert selected_assets(job) == expected
+    assert job.executor_def is dg.in_process_executor
+    assert job.description
+
+
+@pytest.mark.parametrize("name", sorted(SELECTIONS))
+def test_each_job_launches_with_no_config_at_the_hyperparameter_defaults(name):
+    """What the Launchpad pre-fills: the defaults of model/config.py for each configurable asset the job runs."""
+    job = defs.resolve_job_def(name)
+    ops = dg.validate_run_config(job, {}).get("ops", {})
+    configured = {op: values["config"] for op, values in ops.items() if values.get("config")}
+    expected = {"hyperparameters": Hyperparameters().model_dump()}
+    assert configured == {op: config for op, config in expected.items() if op in SELECTIONS[name]}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """Definitions over a storage directory that already holds every asset (one full run, one epoch)."""
+    root = tmp_path_factory.mktemp("jobs")
+    idx_dir = write_idx_dir(make_dataset(), root / "idx")
+    storage_dir = root / "storage"
+    stored_defs = dg.Definitions(assets=all_assets, jobs=JOBS, resources=resources(idx_dir, storage_dir))
+    assert stored_defs.resolve_job_def("mnist_full_pipeline").execute_in_process(run_config=ONE_EPOCH).success
+    return stored_defs, storage_dir
+
+
+def test_train_evaluate_report_retrains_on_the_stored_data(stored):
+    stored_defs, storage_dir = stored
+    untouched = {name: (storage_dir / name).read_bytes() for name in ("raw_mnist.npz", "scaled_mnist.npz")}
+    result = stored_defs.resolve_job_def("mnist_train_evaluate_report").execute_in_process(
+        run_config={"ops": {"hyperparameters": {"config": {"epochs": 2, "batch_size": 30}}}}
+    )
+    assert result.success
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == SELECTIONS["mnist_train_evaluate_report"]
+    assert len(result.asset_materializations_for_node("trained_model")[0].metadata["history"].value["loss"]) == 2
+    assert {name: (storage_dir / name).read_bytes() for name in untouched} == untouched
+
+
+def test_predictions_and_plots_do_not_train(stored):
+    stored_defs, storage_dir = stored
+    model_before = (storage_dir / "trained_model.keras").read_bytes()
+    result = stored_defs.resolve_job_def("mnist_predictions_and_plots").execute_in_process()
+    assert result.success
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == SELECTIONS["mnist_predictions_and_plots"]
+    assert (storage_dir / "trained_model.keras").read_bytes() == model_before
+    assert {event.step_key for event in result.all_events if event.is_step_start} == SELECTIONS["mnist_predictions_and_plots"]
