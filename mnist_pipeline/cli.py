@@ -2,7 +2,7 @@
 
   mnist-pipeline run       materialize every asset and print the test accuracy
   mnist-pipeline update    materialize only what changed (data, code or hyperparameters)
-  mnist-pipeline models    list, show, load or export trained model versions
+  mnist-pipeline models    list, show, load, export, promote (roll back) trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
 the UI (`scripts/dev`) afterwards.
@@ -156,6 +156,60 @@ def models_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _production_pointer_path():
+    import dagster as dg
+
+    from mnist_pipeline.resources import resources_for_env
+    from mnist_pipeline.serving.promotion import PRODUCTION_ASSET
+
+    manager = resources_for_env()["json_io_manager"]
+    return manager, manager.path_for(dg.AssetKey(PRODUCTION_ASSET))
+
+
+def models_production(args: argparse.Namespace) -> int:
+    manager, path = _production_pointer_path()
+    if not path.exists():
+        print("No model is served yet: a run whose gates all pass promotes one.")
+        return 0
+    print(json.dumps(manager.load(path), indent=2, sort_keys=True))
+    return 0
+
+
+def models_promote(args: argparse.Namespace) -> int:
+    """Serve VERSION (a rollback, or forward again), if it passed the accuracy gate."""
+    import dagster as dg
+
+    from mnist_pipeline.resources import resources_for_env
+    from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer
+
+    resources = resources_for_env()
+    registry = resources["model_registry"].registry()
+    try:
+        evaluation = check_promotable(registry, resources["quality_gates"], args.version)
+    except PromotionRefused as refused:
+        print(f"Refused: {refused}", file=sys.stderr)
+        return 1
+    manager, path = _production_pointer_path()
+    previous = manager.load(path)["version"] if path.exists() else None
+    served = pointer(args.version, evaluation["test_accuracy"], args.reason, None, previous)
+    manager.publish(served, path)
+    with _instance() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                PRODUCTION_ASSET,
+                description=f"Promoted by hand: {args.reason}",
+                metadata={
+                    "version": args.version,
+                    "test_accuracy": served["test_accuracy"],
+                    "previous_version": previous or "none",
+                    "path": dg.MetadataValue.path(str(path)),
+                },
+            )
+        )
+    print(f"Serving model {args.version} (test accuracy {served['test_accuracy']:.4f}); previously {previous}.")
+    return 0
+
+
 def models_export(args: argparse.Namespace) -> int:
     print(_registry(args).export(args.version, Path(args.destination)))
     return 0
@@ -194,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("version")
     load.add_argument("--evaluate", action="store_true", help="also score it on the MNIST test set")
     load.set_defaults(handler=models_load)
+    models.add_parser("production", help="the served version").set_defaults(handler=models_production)
+    promote = models.add_parser("promote", help="serve a version that passed the accuracy gate (e.g. roll back)")
+    promote.add_argument("version")
+    promote.add_argument("--reason", default="rollback", help="recorded with the promotion")
+    promote.set_defaults(handler=models_promote)
     export = models.add_parser("export", help="copy a version's .keras file")
     export.add_argument("version")
     export.add_argument("destination")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.evaluation.gates import DEFAULT_MIN_TEST_ACCURACY, QualityGates
 from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.storage.io_managers import (
     JsonIOManager,
@@ -59,6 +60,9 @@ def resources_for_env(env: str | None = None) -> dict[str, Any]:
             data_dir=os.environ.get("MNIST_DATA_DIR") or None,
             cache_dir=os.environ.get("MNIST_CACHE_DIR") or None,
             download_sources=DOWNLOAD_SOURCES_BY_ENV[env],
+        ),
+        "quality_gates": QualityGates(
+            min_test_accuracy=float(os.environ.get("MNIST_MIN_TEST_ACCURACY") or DEFAULT_MIN_TEST_ACCURACY)
         ),
         **storage_resources(os.environ.get("MNIST_STORAGE_DIR") or None),
     }

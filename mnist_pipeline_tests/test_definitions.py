@@ -11,18 +11,24 @@ import pytest
 
 from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets, defs
 from mnist_pipeline.jobs import full_pipeline_job
 from mnist_pipeline.resources import resources_for_env, storage_resources
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
-ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS}
+ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS, "production_model"}
 FAST_TRAINING = {"ops": {"hyperparameters": {"config": {"epochs": 2, "batch_size": 30}}}}
 
 
-def resources(idx_dir: Path, storage_dir: Path) -> dict:
-    return {"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]), **storage_resources(str(storage_dir))}
+def resources(idx_dir: Path, storage_dir: Path, min_test_accuracy: float = 0.0) -> dict:
+    """Synthetic data; the accuracy gate is off unless a test sets it."""
+    return {
+        "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
+        "quality_gates": QualityGates(min_test_accuracy=min_test_accuracy),
+        **storage_resources(str(storage_dir)),
+    }
 
 
 def test_definitions_load():
@@ -45,6 +51,7 @@ def test_assets_are_grouped_by_domain():
         "raw_mnist": "data", "scaled_mnist": "data", "compiled_model": "model", "trained_model": "model",
         "evaluation_metrics": "evaluation", "predictions_table": "evaluation", "digit_plots": "reports",
     }
+    assert graph.get(dg.AssetKey("production_model")).group_name == "serving"
 
 
 def test_full_job_runs_in_process():
@@ -148,6 +155,7 @@ def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
         "MNIST_PIPELINE_HOME": str(tmp_path / "home"),
         "MNIST_DATA_DIR": str(idx_dir),
         "MNIST_PIPELINE_ENV": "offline",
+        "MNIST_MIN_TEST_ACCURACY": "0",
     }
     (tmp_path / "dagster_home").mkdir()
     summary = tmp_path / "summary.json"

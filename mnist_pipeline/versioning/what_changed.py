@@ -34,15 +34,14 @@ class UpdateResult:
         return self.run is None or self.run.success
 
 
-def unsynced_assets(instance: dg.DagsterInstance, defs: dg.Definitions) -> list[dg.AssetKey]:
+def unsynced_assets(instance: dg.DagsterInstance, asset_graph) -> list[dg.AssetKey]:
     """Materializable assets that are missing or unsynced, plus everything downstream of them.
 
     Dagster marks an asset unsynced only when a direct parent changed; its
     children learn of it once it is rematerialized. Adding the downstream
     closure lets one run bring the whole graph up to date, and never touches
-    anything upstream of a change.
+    anything upstream of a change. `asset_graph` is a Definitions' or repository's.
     """
-    asset_graph = defs.resolve_asset_graph()
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
         instance=instance,
@@ -87,7 +86,7 @@ def materialize_what_changed(
         )
         if not setting.success:
             return UpdateResult(changed=[HYPERPARAMETERS], run=setting)
-    changed = unsynced_assets(instance, defs)
+    changed = unsynced_assets(instance, defs.resolve_asset_graph())
     if not changed:
         log("Nothing changed: every asset is in sync with its code, data and hyperparameters.")
         return UpdateResult()

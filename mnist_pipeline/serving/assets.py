@@ -1,0 +1,58 @@
+"""production_model: the model version that is served, moved only when every gate passes."""
+
+import dagster as dg
+
+from mnist_pipeline.evaluation.gates import QualityGates
+from mnist_pipeline.model.checks import weights_finite
+from mnist_pipeline.model.trained import TrainedModel
+from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer
+from mnist_pipeline.versioning.code_version import code_version
+from mnist_pipeline.versioning.content import json_version
+from mnist_pipeline.versioning.resources import ModelRegistryResource
+
+
+def current_production_version(instance: dg.DagsterInstance) -> str | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey(PRODUCTION_ASSET))
+    if event is None or event.asset_materialization is None:
+        return None
+    entry = event.asset_materialization.metadata.get("version")
+    return entry.value if entry is not None else None
+
+
+@dg.asset(
+    group_name="serving",
+    io_manager_key="json_io_manager",
+    kinds={"keras", "json"},
+    owners=["team:ml-platform"],
+    tags={"domain": "serving"},
+    # Downstream of every gated asset: a failed blocking check on any of them skips this step.
+    deps=["predictions_table"],
+    code_version=code_version(__name__, "production_model"),
+)
+def production_model(
+    context: dg.AssetExecutionContext,
+    quality_gates: QualityGates,
+    model_registry: ModelRegistryResource,
+    trained_model: TrainedModel,
+    evaluation_metrics: dict,
+) -> dg.Output[dict]:
+    """Pointer to the served model version in the registry; promoted only when every gate passes."""
+    version = evaluation_metrics["model_version"]
+    finite, found = weights_finite(trained_model.model.get_weights())
+    if not finite:
+        raise PromotionRefused(f"model {version}: {found}")
+    # Checked again here, so materializing this asset alone can never skip the gate.
+    check_promotable(model_registry.registry(), quality_gates, version)
+    previous = current_production_version(context.instance)
+    served = pointer(version, evaluation_metrics["test_accuracy"], "passed every gate", context.run_id, previous)
+    context.log.info(f"Serving model {version} (test accuracy {served['test_accuracy']:.4f}; previously {previous})")
+    return dg.Output(
+        served,
+        data_version=dg.DataVersion(json_version({"version": version})),
+        metadata={
+            "version": version,
+            "test_accuracy": served["test_accuracy"],
+            "previous_version": previous or "none",
+            "model_path": dg.MetadataValue.path(str(model_registry.registry().model_path(version))),
+        },
+    )

@@ -1,0 +1,132 @@
+"""The retraining schedule and the data-directory sensor, evaluated with Dagster's test contexts."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.retraining import DEFAULT_RETRAIN_CRON, mnist_files_changed, weekly_retraining
+from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
+
+REPO = Path(__file__).resolve().parents[1]
+DOWNSTREAM_OF_FILES = ["mnist_files"] + sorted([
+    "raw_mnist", "scaled_mnist", "compiled_model", "trained_model",
+    "evaluation_metrics", "predictions_table", "digit_plots", "production_model",
+])
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def warm(idx_dir, storage_dir, instance):
+    defs = build_defs(idx_dir, storage_dir)
+    update(defs, instance, hyperparameters=FAST)
+    return defs
+
+
+def repository(defs: dg.Definitions):
+    # Dagster keeps the last test instance's state storage in a context variable, which points at a
+    # deleted directory once that instance's test has ended; these definitions need none.
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        return defs.get_repository_def()
+
+
+def names(request: dg.RunRequest) -> list[str]:
+    """The requested assets: the files' observation first, then the rest (order within a level is free)."""
+    keys = [key.to_user_string() for key in request.asset_selection]
+    return keys[:1] + sorted(keys[1:])
+
+
+def evaluate_schedule(defs, instance, idx_dir):
+    context = dg.build_schedule_context(
+        instance=instance, repository_def=repository(defs),
+        resources={"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[])},
+    )
+    return weekly_retraining(context)
+
+
+def evaluate_sensor(defs, instance, idx_dir, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance, repository_def=repository(defs), cursor=cursor,
+        resources={"mnist_source": MnistSource(data_dir=str(idx_dir) if idx_dir else None, download_sources=[])},
+    )
+    return mnist_files_changed(context), context
+
+
+def change_a_label(idx_dir: Path) -> None:
+    labels = idx_dir / "train-labels-idx1-ubyte"
+    raw = bytearray(labels.read_bytes())
+    raw[8] = (raw[8] + 1) % 10
+    labels.write_bytes(bytes(raw))
+
+
+def test_schedule_is_weekly_and_off_until_switched_on():
+    assert weekly_retraining.cron_schedule == DEFAULT_RETRAIN_CRON == "0 3 * * 1"
+    assert weekly_retraining.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert mnist_files_changed.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_schedule_cron_is_configurable():
+    code = "from mnist_pipeline.retraining import weekly_retraining; print(weekly_retraining.cron_schedule)"
+    env = {**os.environ, "MNIST_RETRAIN_CRON": "30 2 * * *"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "30 2 * * *"
+
+
+def test_schedule_skips_when_nothing_changed(warm, instance, idx_dir):
+    outcome = evaluate_schedule(warm, instance, idx_dir)
+    assert isinstance(outcome, dg.SkipReason)
+    assert "Nothing changed" in outcome.skip_message
+
+
+def test_schedule_requests_exactly_what_a_code_change_affects(warm, instance, idx_dir, storage_dir):
+    edited = build_defs(idx_dir, storage_dir, replace_code_version={"predictions_table": "edited"})
+    request = evaluate_schedule(edited, instance, idx_dir)
+    assert isinstance(request, dg.RunRequest)
+    assert names(request) == ["mnist_files", "digit_plots", "predictions_table", "production_model"]
+
+
+def test_schedule_requests_everything_downstream_of_changed_files(warm, instance, idx_dir):
+    change_a_label(idx_dir)
+    request = evaluate_schedule(warm, instance, idx_dir)
+    assert isinstance(request, dg.RunRequest)
+    assert names(request) == DOWNSTREAM_OF_FILES
+
+
+def test_sensor_skips_without_a_data_directory(warm, instance):
+    outcome, _ = evaluate_sensor(warm, instance, None)
+    assert isinstance(outcome, dg.SkipReason) and "No data directory configured" in outcome.skip_message
+
+
+def test_sensor_skips_unchanged_files(warm, instance, idx_dir):
+    outcome, _ = evaluate_sensor(warm, instance, idx_dir)
+    assert isinstance(outcome, dg.SkipReason) and "unchanged" in outcome.skip_message
+
+
+def test_sensor_requests_retraining_once_per_change(warm, instance, idx_dir):
+    change_a_label(idx_dir)
+    request, context = evaluate_sensor(warm, instance, idx_dir)
+    assert isinstance(request, dg.RunRequest)
+    assert names(request) == DOWNSTREAM_OF_FILES
+    assert request.tags["mnist/trigger"] == "files_changed"
+    again, _ = evaluate_sensor(warm, instance, idx_dir, cursor=context.cursor)
+    assert isinstance(again, dg.SkipReason), "the same change is not requested twice"
+
+
+def test_the_requested_run_brings_everything_back_in_sync(warm, instance, idx_dir):
+    change_a_label(idx_dir)
+    request, _ = evaluate_sensor(warm, instance, idx_dir)
+    job = warm.resolve_job_def(request.job_name or "mnist_full_pipeline")
+    result = job.execute_in_process(instance=instance, asset_selection=request.asset_selection)
+    assert result.success
+    assert isinstance(evaluate_schedule(warm, instance, idx_dir), dg.SkipReason)
