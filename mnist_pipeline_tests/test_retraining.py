@@ -21,6 +21,7 @@ DOWNSTREAM_OF_FILES = ["mnist_files"] + sorted([
 
 @pytest.fixture
 def instance():
+    """A persistent test instance: schedule and sensor contexts need one."""
     with dg.instance_for_test() as instance:
         yield instance
 
@@ -32,35 +33,28 @@ def warm(idx_dir, storage_dir, instance):
     return defs
 
 
-def repository(defs: dg.Definitions):
-    # Dagster keeps the last test instance's state storage in a context variable, which points at a
-    # deleted directory once that instance's test has ended; these definitions need none.
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(None):
-        return defs.get_repository_def()
-
-
 def names(request: dg.RunRequest) -> list[str]:
     """The requested assets: the files' observation first, then the rest (order within a level is free)."""
     keys = [key.to_user_string() for key in request.asset_selection]
     return keys[:1] + sorted(keys[1:])
 
 
+# The contexts are closed at once (not left to the garbage collector), so the instance
+# state they hold is released in order, within the test that made them.
 def evaluate_schedule(defs, instance, idx_dir):
-    context = dg.build_schedule_context(
-        instance=instance, repository_def=repository(defs),
+    with dg.build_schedule_context(
+        instance=instance, repository_def=defs.get_repository_def(),
         resources={"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[])},
-    )
-    return weekly_retraining(context)
+    ) as context:
+        return weekly_retraining(context)
 
 
 def evaluate_sensor(defs, instance, idx_dir, cursor=None):
-    context = dg.build_sensor_context(
-        instance=instance, repository_def=repository(defs), cursor=cursor,
+    with dg.build_sensor_context(
+        instance=instance, repository_def=defs.get_repository_def(), cursor=cursor,
         resources={"mnist_source": MnistSource(data_dir=str(idx_dir) if idx_dir else None, download_sources=[])},
-    )
-    return mnist_files_changed(context), context
+    ) as context:
+        return mnist_files_changed(context), context.cursor
 
 
 def change_a_label(idx_dir: Path) -> None:
@@ -115,11 +109,11 @@ def test_sensor_skips_unchanged_files(warm, instance, idx_dir):
 
 def test_sensor_requests_retraining_once_per_change(warm, instance, idx_dir):
     change_a_label(idx_dir)
-    request, context = evaluate_sensor(warm, instance, idx_dir)
+    request, cursor = evaluate_sensor(warm, instance, idx_dir)
     assert isinstance(request, dg.RunRequest)
     assert names(request) == DOWNSTREAM_OF_FILES
     assert request.tags["mnist/trigger"] == "files_changed"
-    again, _ = evaluate_sensor(warm, instance, idx_dir, cursor=context.cursor)
+    again, _ = evaluate_sensor(warm, instance, idx_dir, cursor=cursor)
     assert isinstance(again, dg.SkipReason), "the same change is not requested twice"
 
 
