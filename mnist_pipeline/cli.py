@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from mnist_pipeline.model.presets import PRESETS
+
 
 def _run_config(args: argparse.Namespace) -> dict:
     training = {
@@ -26,7 +28,12 @@ def _run_config(args: argparse.Namespace) -> dict:
     }
     model = {
         key: value
-        for key, value in {"optimizer": args.optimizer, "learning_rate": args.learning_rate, "seed": args.seed}.items()
+        for key, value in {
+            "preset": args.preset,
+            "optimizer": args.optimizer,
+            "learning_rate": args.learning_rate,
+            "seed": args.seed,
+        }.items()
         if value is not None
     }
     ops: dict = {}
@@ -83,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mnist-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="materialize all assets and print the test accuracy")
+    run_parser.add_argument("--preset", choices=list(PRESETS), help="network and training recipe (default: tutorial)")
     run_parser.add_argument("--epochs", type=int)
     run_parser.add_argument("--batch-size", type=int)
     run_parser.add_argument("--learning-rate", type=float)

@@ -1,12 +1,14 @@
-"""compiled_model and trained_model: the tutorial network, before and after fitting."""
+"""compiled_model and trained_model: the preset's network (the tutorial convnet by default), before and after fitting."""
 
 
+import math
 import time
 
 import dagster as dg
 
 from mnist_pipeline.data.dataset import DigitDataset
 from mnist_pipeline.model.config import ModelConfig, TrainingConfig
+from mnist_pipeline.model.presets import preset_of_network
 from mnist_pipeline.model.split import validation_split
 from mnist_pipeline.model.trained import TrainedModel
 
@@ -23,16 +25,20 @@ GROUP = "model"
     deps=["scaled_mnist"],
 )
 def compiled_model(context: dg.AssetExecutionContext, config: ModelConfig):
-    """The tutorial convnet, untrained, compiled with sparse categorical cross-entropy and accuracy."""
-    from mnist_pipeline.model.network import build_tutorial_model, compile_model, summary_text
+    """The preset's network (the tutorial convnet by default), untrained, compiled with sparse categorical cross-entropy and accuracy."""
+    from mnist_pipeline.model.architectures import build_network
+    from mnist_pipeline.model.network import compile_model, summary_text
 
-    model = compile_model(build_tutorial_model(config.seed), config.optimizer, config.learning_rate)
+    model = compile_model(
+        build_network(config.preset, config.seed), config.chosen_optimizer(), config.chosen_learning_rate()
+    )
     context.add_output_metadata(
         {
+            "preset": config.preset,
             "parameter_count": model.count_params(),
             "layers": dg.MetadataValue.json([layer.__class__.__name__ for layer in model.layers]),
-            "optimizer": config.optimizer,
-            "learning_rate": config.learning_rate,
+            "optimizer": config.chosen_optimizer(),
+            "learning_rate": config.chosen_learning_rate(),
             "seed": config.seed,
             "model_summary": dg.MetadataValue.md(f"```\n{summary_text(model)}\n```"),
         }
@@ -57,34 +63,41 @@ def trained_model(
     import keras
 
     from mnist_pipeline.model.network import EpochLogger
+    from mnist_pipeline.model.schedule import apply_schedule
 
+    # The recipe of the network's preset, unless the run config overrides it.
+    preset = preset_of_network(compiled_model.name)
+    epochs, batch_size = config.chosen_epochs(preset), config.chosen_batch_size(preset)
     train_idx, val_idx = validation_split(scaled_mnist.num_train, config.validation_fraction, config.seed)
+    apply_schedule(compiled_model, preset.schedule, total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
     images, labels = scaled_mnist.train_images, scaled_mnist.train_labels
     keras.utils.set_random_seed(config.seed)
     context.log.info(
-        f"Training on {len(train_idx)} images, validating on {len(val_idx)}, "
-        f"{config.epochs} epochs of batch {config.batch_size}"
+        f"Training the {preset.name} preset's network on {len(train_idx)} images, validating on {len(val_idx)}, "
+        f"{epochs} epochs of batch {batch_size}, {preset.schedule} learning rate"
     )
     started = time.perf_counter()
     fit = compiled_model.fit(
         images[train_idx],
         labels[train_idx],
-        epochs=config.epochs,
-        batch_size=config.batch_size,
+        epochs=epochs,
+        batch_size=batch_size,
         validation_data=(images[val_idx], labels[val_idx]),
-        callbacks=[EpochLogger(context.log, config.epochs)],
+        callbacks=[EpochLogger(context.log, epochs)],
         verbose=0,
     )
     seconds = time.perf_counter() - started
     history = {name: [float(v) for v in values] for name, values in fit.history.items()}
     context.add_output_metadata(
         {
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
+            "preset": preset.name,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate_schedule": preset.schedule,
             "train_images": len(train_idx),
             "validation_images": len(val_idx),
             "training_seconds": round(seconds, 2),
-            "images_per_second": round(len(train_idx) * config.epochs / seconds, 1),
+            "images_per_second": round(len(train_idx) * epochs / seconds, 1),
             "final_loss": history["loss"][-1],
             "final_accuracy": history["accuracy"][-1],
             "final_val_loss": history["val_loss"][-1],
