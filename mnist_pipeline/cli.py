@@ -44,19 +44,33 @@ def _run_config(args: argparse.Namespace) -> dict:
     return {"ops": ops} if ops else {}
 
 
-def run(args: argparse.Namespace) -> int:
-    import dagster as dg
-
+def full_pipeline():
+    """The full job, resolved in the code location. Module-level, so dg.reconstructable can point at it."""
     from mnist_pipeline.definitions import defs
     from mnist_pipeline.jobs import full_pipeline_job
+
+    return defs.resolve_job_def(full_pipeline_job.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dagster as dg
 
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set: set it to a directory to keep run history (scripts/ do this).", file=sys.stderr)
         return 2
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    job = defs.resolve_job_def(full_pipeline_job.name)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
+        # execute_job rather than execute_in_process, which keeps every step's output (the data sets,
+        # the models) in memory until the run ends. The job's in-process executor still runs every
+        # step in this process.
+        with dg.execute_job(
+            dg.reconstructable(full_pipeline), instance, run_config=_run_config(args), raise_on_error=False
+        ) as result:
+            return summarize(result, args)
+
+
+def summarize(result, args: argparse.Namespace) -> int:
+    """Print the outcome, the test accuracy and the artifact paths; 0 on success."""
     if not result.success:
         failure = next((event for event in result.all_events if event.is_step_failure), None)
         detail = failure.step_failure_data.error.message.strip() if failure else "see the run log above"

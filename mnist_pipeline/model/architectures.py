@@ -21,15 +21,15 @@ ROTATION_FRACTION = 0.03
 
 
 def build_fast_model(seed: int) -> keras.Model:
-    """Conv2D(16) -> MaxPool -> Conv2D(32) -> MaxPool -> Dense(64) -> Dense(10, softmax)."""
+    """Conv2D(16, 5x5) -> MaxPool -> Conv2D(32, 5x5) -> MaxPool -> Dense(64) -> Dense(10, softmax)."""
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
             keras.Input(shape=IMAGE_SHAPE),
             layers.Reshape((*IMAGE_SHAPE, 1)),
-            layers.Conv2D(16, (3, 3), activation="relu"),
+            layers.Conv2D(16, (5, 5), activation="relu"),
             layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.Conv2D(32, (5, 5), activation="relu"),
             layers.MaxPooling2D((2, 2)),
             layers.Flatten(),
             layers.Dense(64, activation="relu"),
