@@ -61,6 +61,7 @@ def trained_model(
 ) -> TrainedModel:
     """The compiled network fitted on the training set, validated on a held-out slice of it."""
     import keras
+    import tensorflow as tf
 
     from mnist_pipeline.model.network import EpochLogger
     from mnist_pipeline.model.schedule import apply_schedule
@@ -70,7 +71,10 @@ def trained_model(
     epochs, batch_size = config.chosen_epochs(preset), config.chosen_batch_size(preset)
     train_idx, val_idx = validation_split(scaled_mnist.num_train, config.validation_fraction, config.seed)
     apply_schedule(compiled_model, preset.schedule, total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
+    # tf.gather rather than numpy fancy indexing: Keras would copy a numpy slice once more into a tensor.
     images, labels = scaled_mnist.train_images, scaled_mnist.train_labels
+    train_images, train_labels = tf.gather(images, train_idx), tf.gather(labels, train_idx)
+    validation = (tf.gather(images, val_idx), tf.gather(labels, val_idx))
     keras.utils.set_random_seed(config.seed)
     context.log.info(
         f"Training the {preset.name} preset's network on {len(train_idx)} images, validating on {len(val_idx)}, "
@@ -78,11 +82,11 @@ def trained_model(
     )
     started = time.perf_counter()
     fit = compiled_model.fit(
-        images[train_idx],
-        labels[train_idx],
+        train_images,
+        train_labels,
         epochs=epochs,
         batch_size=batch_size,
-        validation_data=(images[val_idx], labels[val_idx]),
+        validation_data=validation,
         callbacks=[EpochLogger(context.log, epochs)],
         verbose=0,
     )
