@@ -107,9 +107,9 @@ def child_env(**extra: str) -> dict[str, str]:
 def ensure_cache(cache_dir: Path) -> None:
     """Fill the MNIST cache once, before anything is timed; a no-op when it already holds verified files."""
     from mnist_pipeline.data.resources import MnistSource
-    from mnist_pipeline.resources import DOWNLOAD_SOURCES_BY_ENV
+    from mnist_pipeline.resources import resources_for_env
 
-    sources = DOWNLOAD_SOURCES_BY_ENV[os.environ.get("MNIST_PIPELINE_ENV", "local")]
+    sources = resources_for_env()["mnist_source"].download_sources  # as MNIST_PIPELINE_ENV says
     MnistSource(cache_dir=str(cache_dir), download_sources=sources).load(log=lambda m: print(m, file=sys.stderr))
 
 

@@ -39,6 +39,7 @@ def test_each_preset_names_its_network_after_itself(trained_one_epoch):
 
 def test_each_preset_trains_one_epoch(trained_one_epoch, scaled):
     preset, trained = trained_one_epoch
+    assert trained.model.jit_compile is False  # XLA is several times slower on CPU
     assert len(trained.history["loss"]) == 1
     assert np.isfinite(trained.history["loss"][0])
     probabilities = trained.model.predict(scaled.test_images[:8], verbose=0)
