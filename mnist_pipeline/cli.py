@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
+HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
@@ -68,19 +68,28 @@ def _report(result, json_path: str | None) -> None:
         Path(json_path).write_text(json.dumps({"run_id": result.run_id, "metrics": metrics, "paths": paths}, indent=2))
 
 
-def run(args: argparse.Namespace) -> int:
+def full_pipeline():
+    """The full job, resolved in the code location. Module-level, so dg.reconstructable can point at it."""
     from mnist_pipeline.definitions import defs
     from mnist_pipeline.jobs import full_pipeline_job
+
+    return defs.resolve_job_def(full_pipeline_job.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dagster as dg
 
     hyperparameters = _hyperparameters(args)
     run_config = {"ops": {"hyperparameters": {"config": hyperparameters}}} if hyperparameters else {}
     with _instance() as instance:
-        job = defs.resolve_job_def(full_pipeline_job.name)
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
-    if not result.success:
-        print(f"\nRun {result.run_id} FAILED: {_failure_message(result)}", file=sys.stderr)
-        return 1
-    _report(result, args.json)
+        # execute_job rather than execute_in_process, which keeps every step's output (the data sets,
+        # the models) in memory until the run ends. The job's in-process executor still runs every
+        # step in this process.
+        with dg.execute_job(dg.reconstructable(full_pipeline), instance, run_config=run_config, raise_on_error=False) as result:
+            if not result.success:
+                print(f"\nRun {result.run_id} FAILED: {_failure_message(result)}", file=sys.stderr)
+                return 1
+            _report(result, args.json)
     return 0
 
 
@@ -216,10 +225,13 @@ def models_export(args: argparse.Namespace) -> int:
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", dest="batch_size", type=int)
-    parser.add_argument("--learning-rate", dest="learning_rate", type=float)
-    parser.add_argument("--optimizer", choices=["sgd", "adam"])
+    from mnist_pipeline.model.presets import PRESETS
+
+    parser.add_argument("--preset", choices=list(PRESETS), help="network and training recipe (default: tutorial)")
+    parser.add_argument("--epochs", type=int, help="default: the preset's")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, help="default: the preset's")
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float, help="default: the preset's")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], help="default: the preset's")
     parser.add_argument("--validation-fraction", dest="validation_fraction", type=float)
     parser.add_argument("--seed", type=int, help="seed for the initial weights, the validation split and shuffling")
     parser.add_argument("--json", help="also write the metrics and artifact paths to this JSON file")

@@ -216,9 +216,8 @@ def test_launchpad_offers_the_jobs_with_default_hyperparameters(server):
         ops = defaults.get("ops", {})
         assert set(ops) == configured, (job, ops)
         if "hyperparameters" in ops:
-            assert ops["hyperparameters"]["config"] == {
-                "optimizer": "sgd", "learning_rate": 0.01, "epochs": 10, "batch_size": 32, "validation_fraction": 0.1, "seed": 0,
-            }
+            # Unset optimizer, learning rate, epochs and batch size mean "the preset's".
+            assert ops["hyperparameters"]["config"] == {"preset": "tutorial", "validation_fraction": 0.1, "seed": 0}
 
 
 def test_full_job_launched_through_the_server_materializes_every_asset(server, full_run):

@@ -1,5 +1,6 @@
-"""hyperparameters, compiled_model and trained_model: the tutorial network, before and after fitting."""
+"""hyperparameters, compiled_model and trained_model: the preset's network (the tutorial convnet by default), before and after fitting."""
 
+import math
 import time
 
 import dagster as dg
@@ -25,8 +26,11 @@ OWNERS = ["team:ml-platform"]
     code_version=code_version(__name__, "hyperparameters"),
 )
 def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) -> dg.Output[dict]:
-    """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad)."""
-    values = config.model_dump()
+    """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad).
+
+    Stored resolved: the preset's recipe filled in wherever the config leaves a value unset.
+    """
+    values = config.resolved()
     return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=dict(values))
 
 
@@ -41,20 +45,22 @@ def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) 
     code_version=code_version(__name__, "compiled_model"),
 )
 def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> dg.Output:
-    """The tutorial convnet, untrained, compiled with sparse categorical cross-entropy and accuracy."""
-    from mnist_pipeline.model.network import build_tutorial_model, compile_model, summary_text
+    """The preset's network (the tutorial convnet by default), untrained, compiled with sparse categorical cross-entropy and accuracy."""
+    from mnist_pipeline.model.architectures import build_network
+    from mnist_pipeline.model.network import compile_model, summary_text
 
-    params = Hyperparameters(**hyperparameters)
-    model = compile_model(build_tutorial_model(params.seed), params.optimizer, params.learning_rate)
+    params = hyperparameters
+    model = compile_model(build_network(params["preset"], params["seed"]), params["optimizer"], params["learning_rate"])
     return dg.Output(
         model,
         data_version=dg.DataVersion(model_version(model)),
         metadata={
+            "preset": params["preset"],
             "parameter_count": model.count_params(),
             "layers": dg.MetadataValue.json([layer.__class__.__name__ for layer in model.layers]),
-            "optimizer": params.optimizer,
-            "learning_rate": params.learning_rate,
-            "seed": params.seed,
+            "optimizer": params["optimizer"],
+            "learning_rate": params["learning_rate"],
+            "seed": params["seed"],
             "model_summary": dg.MetadataValue.md(f"```\n{summary_text(model)}\n```"),
         },
     )
@@ -81,19 +87,23 @@ def trained_model(
     Checkpointed every epoch: a killed run resumes where it stopped. Every
     version is kept in the model registry with its lineage.
     """
+    from mnist_pipeline.model.schedule import apply_schedule
     from mnist_pipeline.model.training import fit_resumably
 
-    params = Hyperparameters(**hyperparameters)
+    params = hyperparameters
+    epochs, batch_size = params["epochs"], params["batch_size"]
     code = context.assets_def.code_versions_by_key[context.asset_key]
     inputs = {
         "hyperparameters": json_version(hyperparameters),
         "compiled_model": model_version(compiled_model),
         "scaled_mnist": dataset_version(scaled_mnist),
     }
-    train_idx, val_idx = validation_split(scaled_mnist.num_train, params.validation_fraction, params.seed)
+    train_idx, val_idx = validation_split(scaled_mnist.num_train, params["validation_fraction"], params["seed"])
+    # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
+    apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
     context.log.info(
-        f"Training on {len(train_idx)} images, validating on {len(val_idx)}, "
-        f"{params.epochs} epochs of batch {params.batch_size}"
+        f"Training the {params['preset']} preset's network on {len(train_idx)} images, validating on "
+        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate"
     )
     started = time.perf_counter()
     model, history = fit_resumably(
@@ -102,9 +112,9 @@ def trained_model(
         scaled_mnist.train_labels,
         train_idx,
         val_idx,
-        epochs=params.epochs,
-        batch_size=params.batch_size,
-        seed=params.seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=params["seed"],
         checkpoint_dir=training_checkpoints.directory(json_version({"code": code, **inputs})),
         log=context.log.info,
     )
@@ -128,12 +138,14 @@ def trained_model(
         metadata={
             "model_version": version,
             "registry_path": dg.MetadataValue.path(str(registered)),
-            "epochs": params.epochs,
-            "batch_size": params.batch_size,
+            "preset": params["preset"],
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate_schedule": params["schedule"],
             "train_images": len(train_idx),
             "validation_images": len(val_idx),
             "training_seconds": round(seconds, 2),
-            "images_per_second": round(len(train_idx) * params.epochs / seconds, 1),
+            "images_per_second": round(len(train_idx) * epochs / seconds, 1),
             "final_loss": history["loss"][-1],
             "final_accuracy": history["accuracy"][-1],
             "final_val_loss": history["val_loss"][-1],

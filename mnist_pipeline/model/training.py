@@ -91,7 +91,8 @@ def fit_resumably(
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    validation = (images[validation_indices], labels[validation_indices])
+    # tf.gather rather than numpy fancy indexing: Keras would copy a numpy slice once more into a tensor.
+    validation = (tf.gather(images, validation_indices), tf.gather(labels, validation_indices))
     with exclusive(checkpoint_dir, log):
         resumed = load_checkpoint(checkpoint_dir)
         history: dict[str, list[float]] = {}
@@ -104,8 +105,8 @@ def fit_resumably(
             keras.utils.set_random_seed(seed * 100_003 + epoch)
             order = epoch_order(train_indices, seed, epoch)
             fit = model.fit(
-                images[order],
-                labels[order],
+                tf.gather(images, order),
+                tf.gather(labels, order),
                 batch_size=batch_size,
                 epochs=epoch + 1,
                 initial_epoch=epoch,

@@ -43,11 +43,21 @@ def json_version(value: Any) -> str:
     return _digest([canonical_json(value)])
 
 
+def _without_names(config: Any) -> Any:
+    """A Keras config without its "name" entries: Keras numbers automatic names by how many
+    layers the process built before, which says nothing about the model."""
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, list):
+        return [_without_names(value) for value in config]
+    return config
+
+
 def model_version(model: Any) -> str:
-    """Architecture, optimizer settings and weights of a Keras model."""
-    chunks = [canonical_json(model.get_config())]
+    """Architecture, optimizer settings and weights of a Keras model (layer names aside)."""
+    chunks = [canonical_json(_without_names(model.get_config()))]
     compile_config = model.get_compile_config() if model.compiled else None
-    chunks.append(canonical_json(compile_config))
+    chunks.append(canonical_json(_without_names(compile_config)))
     for index, weights in enumerate(model.get_weights()):
         chunks.extend(_array_chunks(str(index), np.asarray(weights)))
     return _digest(chunks)

@@ -1,0 +1,428 @@
+"""Benchmark: the pipeline against a bare Keras script, start-up cost, prediction time, and the presets.
+
+    ./scripts/benchmark                              # everything, the real comparison (about 15 minutes)
+    ./scripts/benchmark --epochs 1 --parts startup,comparison     # a quick check
+    ./scripts/benchmark --parts presets --presets fast --seeds 3
+
+Parts:
+  startup     importing mnist_pipeline.definitions (median of 5 fresh interpreters), and whether TensorFlow came with it
+  comparison  the pipeline's default run twice, each in its own process on the same cached MNIST:
+              benchmarks/bare_keras.py (no Dagster) and a cold `mnist-pipeline run` (fresh DAGSTER_HOME
+              and storage); wall time from launch to exit, CPU time, peak RSS (VmHWM), test accuracy,
+              training throughput, time to predict the 10,000 test images and build the table
+  presets     `mnist-pipeline run --preset NAME --seed S` for each preset and seed: test accuracy and
+              training seconds, mean and spread
+
+Prints markdown tables (with each target and PASS/FAIL) ready to paste into BENCHMARKS.md.
+MNIST comes from the pipeline's cache (MNIST_CACHE_DIR or its default); if it is empty, it is
+filled once before anything is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BARE_SCRIPT = REPO / "benchmarks" / "bare_keras.py"
+PARTS = ("startup", "comparison", "presets")
+IMPORT_RUNS = 5
+
+# Targets on the reference machine (2 CPU cores).
+IMPORT_TARGET_S = 1.5
+PREDICTION_TARGET_S = 2.0
+OVERHEAD_FLOOR_S, OVERHEAD_FRACTION = 3.0, 0.10
+MEMORY_FRACTION = 0.10  # pipeline peak RSS at most 10% above the bare script's
+PRESET_TARGETS = {"fast": (0.990, 15.0), "best": (0.995, None)}  # (test accuracy, training seconds)
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    stdout: str
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM: the peak resident memory of the process's current image (since its exec)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_measured(command: list[str], env: dict[str, str], logs: Path) -> Measured:
+    """Run `command` to completion: its wall time from launch to exit, CPU time and peak resident memory.
+
+    Memory is polled from /proc every 20 ms rather than taken from getrusage: a child's ru_maxrss
+    also counts the parent's peak, which Linux charges to the child when it execs.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    peak = 0.0
+    with open(logs / "stdout.txt", "w") as out, open(logs / "stderr.txt", "w") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=REPO)
+        while True:
+            peak = max(peak, peak_rss_mib(process.pid) or 0.0)
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        tail = (logs / "stderr.txt").read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(command)}: exited with {process.returncode}; stderr ends:\n{tail}")
+    return Measured(
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        peak_rss_mib=peak,
+        stdout=(logs / "stdout.txt").read_text(),
+    )
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MNIST_", "DAGSTER_HOME"))}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(extra)
+    return env
+
+
+def ensure_cache(cache_dir: Path) -> None:
+    """Fill the MNIST cache once, before anything is timed; a no-op when it already holds verified files."""
+    from mnist_pipeline.data.resources import MnistSource
+    from mnist_pipeline.resources import resources_for_env
+
+    sources = resources_for_env()["mnist_source"].download_sources  # as MNIST_PIPELINE_ENV says
+    MnistSource(cache_dir=str(cache_dir), download_sources=sources).load(log=lambda m: print(m, file=sys.stderr))
+
+
+def pipeline_command(work: Path, cache_dir: Path, name: str, args: list[str]) -> tuple[list[str], dict[str, str], Path]:
+    """A cold `mnist-pipeline run`: fresh DAGSTER_HOME and storage, MNIST from the cache only."""
+    home = work / name
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "dagster.yaml", dagster_home / "dagster.yaml")
+    summary = home / "summary.json"
+    env = child_env(
+        DAGSTER_HOME=str(dagster_home),
+        MNIST_PIPELINE_HOME=str(home / "pipeline_home"),
+        MNIST_CACHE_DIR=str(cache_dir),
+        MNIST_PIPELINE_ENV="offline",
+        # Timings, not the quality gate: a quick run with fewer epochs must still finish.
+        MNIST_MIN_TEST_ACCURACY="0",
+    )
+    command = [sys.executable, "-m", "mnist_pipeline", "run", "--json", str(summary), *args]
+    return command, env, summary
+
+
+def run_details(dagster_home: Path, run_id: str) -> dict:
+    """Per-step durations and each asset's materialization metadata, from the run's event log."""
+    import dagster as dg
+
+    started: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    metadata: dict[str, dict] = {}
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[entry.step_key] = entry.timestamp
+            elif event.event_type_value == "STEP_SUCCESS":
+                steps[entry.step_key] = entry.timestamp - started[entry.step_key]
+            elif event.event_type_value == "ASSET_MATERIALIZATION":
+                materialization = event.step_materialization_data.materialization
+                metadata[materialization.asset_key.to_user_string()] = {
+                    name: value.value for name, value in materialization.metadata.items()
+                }
+    return {"steps": steps, "metadata": metadata}
+
+
+def run_pipeline(work: Path, cache_dir: Path, name: str, args: list[str]) -> tuple[Measured, dict]:
+    command, env, summary = pipeline_command(work, cache_dir, name, args)
+    measured = run_measured(command, env, work / name / "logs")
+    report = json.loads(summary.read_text())
+    details = run_details(Path(env["DAGSTER_HOME"]), report["run_id"])
+    return measured, details
+
+
+# ---------------------------------------------------------------- parts
+
+
+def measure_startup() -> dict:
+    code = (
+        "import json, sys, time\n"
+        "started = time.perf_counter()\n"
+        "import mnist_pipeline.definitions\n"
+        "print(json.dumps({'seconds': time.perf_counter() - started,\n"
+        "                  'tensorflow': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n"
+    )
+    runs = []
+    for _ in range(IMPORT_RUNS):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), cwd=REPO, check=True)
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    seconds = [run["seconds"] for run in runs]
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "tensorflow_imported": any(run["tensorflow"] or run["keras"] for run in runs),
+    }
+
+
+def default_recipe(epochs: int | None) -> dict:
+    """The pipeline's default hyperparameters, read from its config (the tutorial preset)."""
+    from mnist_pipeline.model.config import Hyperparameters
+
+    resolved = Hyperparameters().resolved()
+    return {
+        "epochs": epochs or resolved["epochs"],
+        **{key: resolved[key] for key in ("batch_size", "optimizer", "learning_rate", "validation_fraction", "seed")},
+    }
+
+
+def measure_comparison(work: Path, cache_dir: Path, epochs: int | None) -> dict:
+    recipe = default_recipe(epochs)
+    bare_args = [f"--{key.replace('_', '-')}={value}" for key, value in recipe.items()]
+    print(f"comparison: bare Keras script, {recipe}", file=sys.stderr)
+    bare = run_measured(
+        [sys.executable, str(BARE_SCRIPT), f"--cache-dir={cache_dir}", f"--out={work / 'bare' / 'out'}", *bare_args],
+        child_env(),
+        work / "bare" / "logs",
+    )
+    bare_figures = json.loads(bare.stdout.strip().splitlines()[-1])
+    print(f"comparison: pipeline, cold (bare took {bare.wall_s:.1f} s)", file=sys.stderr)
+    pipeline_args = ["--epochs", str(recipe["epochs"])] if epochs else []
+    pipeline, details = run_pipeline(work, cache_dir, "pipeline", pipeline_args)
+    trained = details["metadata"]["trained_model"]
+    return {
+        "recipe": recipe,
+        "bare": {"wall_s": bare.wall_s, "cpu_s": bare.cpu_s, "peak_rss_mib": bare.peak_rss_mib, **bare_figures},
+        "pipeline": {
+            "wall_s": pipeline.wall_s,
+            "cpu_s": pipeline.cpu_s,
+            "peak_rss_mib": pipeline.peak_rss_mib,
+            "test_accuracy": details["metadata"]["evaluation_metrics"]["test_accuracy"],
+            "training_seconds": trained["training_seconds"],
+            "images_per_second": trained["images_per_second"],
+            "train_images": trained["train_images"],
+            "prediction_seconds": details["metadata"]["predictions_table"]["prediction_seconds"],
+            "prediction_step_seconds": details["steps"]["predictions_table"],
+            "steps": details["steps"],
+        },
+    }
+
+
+def measure_presets(work: Path, cache_dir: Path, presets: list[str], seeds: int) -> dict:
+    results: dict[str, list[dict]] = {}
+    for preset in presets:
+        for seed in range(seeds):
+            print(f"presets: {preset}, seed {seed}", file=sys.stderr)
+            _, details = run_pipeline(work, cache_dir, f"{preset}-{seed}", ["--preset", preset, "--seed", str(seed)])
+            trained = details["metadata"]["trained_model"]
+            run = {
+                "seed": seed,
+                "test_accuracy": details["metadata"]["evaluation_metrics"]["test_accuracy"],
+                "val_accuracy": trained["final_val_accuracy"],
+                "training_seconds": trained["training_seconds"],
+                "epochs": trained["epochs"],
+                "batch_size": trained["batch_size"],
+            }
+            print(f"  test accuracy {run['test_accuracy']:.4f}, training {run['training_seconds']:.1f} s", file=sys.stderr)
+            results.setdefault(preset, []).append(run)
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "**FAIL**"
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
+    values = [v * scale for v in values]
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}{unit}"
+    return (f"{mean:.{digits}f}{unit} ± {statistics.stdev(values):.{digits}f} "
+            f"({min(values):.{digits}f}–{max(values):.{digits}f})")
+
+
+def machine_description() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    )
+    memory_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    cores = len(os.sched_getaffinity(0))
+    return f"{cores} cores of {model}, {memory_kib / 2**20:.0f} GiB memory, Python {platform.python_version()}"
+
+
+def library_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = []
+    for package in ("dagster", "keras", "tensorflow-cpu", "tensorflow", "numpy"):
+        try:
+            names.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(names)
+
+
+def report(results: dict, command: str) -> str:
+    lines = [
+        f"Measured {results['date']} on {results['machine']} ({results['versions']}).",
+        f"Load average before / after: {results['load_before']} / {results['load_after']}.",
+        f"Command: `{command}`",
+        "",
+    ]
+    comparison = results.get("comparison")
+    startup = results.get("startup")
+    if comparison or startup:
+        lines += ["| measure | bare Keras script | pipeline | target | result |", "|---|---|---|---|---|"]
+    if comparison:
+        bare, pipe, recipe = comparison["bare"], comparison["pipeline"], comparison["recipe"]
+        allowed = bare["wall_s"] + max(OVERHEAD_FLOOR_S, OVERHEAD_FRACTION * bare["wall_s"])
+        memory_allowed = bare["peak_rss_mib"] * (1 + MEMORY_FRACTION)
+        lines += [
+            f"| wall time, launch to exit | {bare['wall_s']:.1f} s | {pipe['wall_s']:.1f} s "
+            f"(x{pipe['wall_s'] / bare['wall_s']:.3f}, +{pipe['wall_s'] - bare['wall_s']:.1f} s) "
+            f"| ≤ bare + max(3 s, 10%) = {allowed:.1f} s | {verdict(pipe['wall_s'] <= allowed)} |",
+            f"| CPU time, user + system | {bare['cpu_s']:.1f} s | {pipe['cpu_s']:.1f} s "
+            f"(+{pipe['cpu_s'] - bare['cpu_s']:.1f} s) | | |",
+            f"| peak memory (RSS) | {bare['peak_rss_mib']:.0f} MiB | {pipe['peak_rss_mib']:.0f} MiB "
+            f"(x{pipe['peak_rss_mib'] / bare['peak_rss_mib']:.2f}) | ≤ bare + 10% = {memory_allowed:.0f} MiB "
+            f"| {verdict(pipe['peak_rss_mib'] <= memory_allowed)} |",
+            f"| test accuracy | {bare['test_accuracy']:.2%} | {pipe['test_accuracy']:.2%} | same recipe | "
+            f"{'same' if abs(bare['test_accuracy'] - pipe['test_accuracy']) < 1e-9 else 'differs'} |",
+            f"| training, {recipe['epochs']} epochs of {pipe['train_images']:,} images | {bare['training_seconds']:.1f} s, "
+            f"{bare['images_per_second']:,.0f} images/s | {pipe['training_seconds']:.1f} s, "
+            f"{pipe['images_per_second']:,.0f} images/s | | |",
+            f"| predict 10,000 test images and build the table | {bare['prediction_seconds']:.2f} s | "
+            f"{pipe['prediction_seconds']:.2f} s (whole step, loading model and data included: "
+            f"{pipe['prediction_step_seconds']:.2f} s) | whole step < {PREDICTION_TARGET_S:.0f} s "
+            f"| {verdict(pipe['prediction_step_seconds'] < PREDICTION_TARGET_S)} |",
+        ]
+    if startup:
+        ok = startup["median_s"] <= IMPORT_TARGET_S and not startup["tensorflow_imported"]
+        lines.append(
+            f"| import `mnist_pipeline.definitions` (median of {IMPORT_RUNS}) | | {startup['median_s']:.2f} s "
+            f"(min {startup['min_s']:.2f}, max {startup['max_s']:.2f}); TensorFlow imported: "
+            f"{'yes' if startup['tensorflow_imported'] else 'no'} | ≤ {IMPORT_TARGET_S} s, no TensorFlow | {verdict(ok)} |"
+        )
+    if comparison:
+        recipe = comparison["recipe"]
+        lines += [
+            "",
+            f"Recipe of both: {recipe['optimizer']} lr {recipe['learning_rate']}, batch {recipe['batch_size']}, "
+            f"{recipe['epochs']} epochs, validation fraction {recipe['validation_fraction']}, seed {recipe['seed']}.",
+            "",
+            "Pipeline steps (seconds, loading inputs and storing outputs included):",
+            "",
+            "| " + " | ".join(comparison["pipeline"]["steps"]) + " |",
+            "|" + "---|" * len(comparison["pipeline"]["steps"]),
+            "| " + " | ".join(f"{s:.2f}" for s in comparison["pipeline"]["steps"].values()) + " |",
+        ]
+    presets = results.get("presets")
+    if presets:
+        lines += [
+            "",
+            "| preset | epochs x batch | seeds | test accuracy, mean ± sd (min–max) | validation accuracy | "
+            "training seconds, mean ± sd (min–max) | target | result |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for preset, runs in presets.items():
+            accuracy = [run["test_accuracy"] for run in runs]
+            seconds = [run["training_seconds"] for run in runs]
+            target_accuracy, target_seconds = PRESET_TARGETS.get(preset, (None, None))
+            target, ok = "", True
+            if target_accuracy is not None:
+                target = f"mean ≥ {target_accuracy:.1%}"
+                ok = statistics.fmean(accuracy) >= target_accuracy
+            if target_seconds is not None:
+                target += f", training ≤ {target_seconds:.0f} s"
+                ok = ok and statistics.fmean(seconds) <= target_seconds
+            lines.append(
+                f"| {preset} | {runs[0]['epochs']} x {runs[0]['batch_size']} | {len(runs)} | {spread(accuracy, 100, 2, '%')} | "
+                f"{spread([run['val_accuracy'] for run in runs], 100, 2, '%')} | {spread(seconds, 1, 1, ' s')} | "
+                f"{target} | {verdict(ok) if target else ''} |"
+            )
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mnist_pipeline.model.presets import PRESETS
+    from mnist_pipeline.paths import default_cache_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)} (default: all)")
+    parser.add_argument("--epochs", type=int, help="epochs of the comparison (default: the pipeline's default)")
+    parser.add_argument("--presets", default="fast,best", help=f"comma-separated, of {','.join(PRESETS)} (default: fast,best)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per preset (default: 3)")
+    parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory of the runs")
+    args = parser.parse_args(argv)
+    parts = args.parts.split(",")
+    presets = args.presets.split(",")
+    unknown = sorted(set(parts) - set(PARTS)) + sorted(set(presets) - set(PRESETS))
+    if unknown:
+        parser.error(f"--parts expects names from {list(PARTS)} and --presets from {list(PRESETS)}; found {unknown}")
+
+    cache_dir = Path(os.environ.get("MNIST_CACHE_DIR") or default_cache_dir())
+    ensure_cache(cache_dir)
+    results: dict = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine_description(),
+        "versions": library_versions(),
+        "load_before": load_average(),
+    }
+    work = Path(tempfile.mkdtemp(prefix="mnist-benchmark-"))
+    try:
+        if "startup" in parts:
+            print("startup: importing mnist_pipeline.definitions", file=sys.stderr)
+            results["startup"] = measure_startup()
+        if "comparison" in parts:
+            results["comparison"] = measure_comparison(work, cache_dir, args.epochs)
+        if "presets" in parts:
+            results["presets"] = measure_presets(work, cache_dir, presets, args.seeds)
+    finally:
+        if args.keep:
+            print(f"runs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["load_after"] = load_average()
+    command = "./scripts/benchmark" + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
+    print(report(results, command))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

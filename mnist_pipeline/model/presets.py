@@ -1,0 +1,74 @@
+"""Model presets: a network and the recipe that trains it, picked by name in the run config.
+
+Free of Keras, so the run config can name the presets at start-up; the
+networks themselves are in model/architectures.py.
+
+The preset is chosen once, in the `hyperparameters` asset's config
+(`Hyperparameters.preset`), which stores the whole recipe resolved; both
+compiled_model and trained_model read that, so they cannot disagree. Any
+optimizer, learning rate, epoch count or batch size set in the run config
+overrides the preset's. Each network is named after its preset
+(`network_name`), so a stored model says which preset built it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PresetName = Literal["tutorial", "fast", "best"]
+ScheduleName = Literal["constant", "cosine"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    network_name: str  # the Keras model's name, which identifies the preset of a stored model
+    summary: str
+    optimizer: str
+    learning_rate: float  # with the cosine schedule: the rate it starts from
+    schedule: ScheduleName  # constant, or cosine decay to 0 over all training steps
+    epochs: int
+    batch_size: int
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            name="tutorial",
+            network_name="tutorial_convnet",
+            summary="The Keras tutorial convnet: Conv2D(32) -> MaxPool -> Dense(128) -> Dense(10).",
+            optimizer="sgd",
+            learning_rate=0.01,
+            schedule="constant",
+            epochs=10,
+            batch_size=32,
+        ),
+        Preset(
+            name="fast",
+            network_name="fast_convnet",
+            summary="A small two-stage convnet (5x5 convolutions of 16 and 32 filters, Dense(64)); "
+            "99%+ in seconds on a CPU.",
+            optimizer="adam",
+            learning_rate=0.005,
+            schedule="cosine",
+            epochs=3,
+            batch_size=120,
+        ),
+        Preset(
+            name="best",
+            network_name="best_convnet",
+            summary="Two stages of two 3x3 convolutions with batch normalisation, dropout, and random "
+            "rotations and shifts of the training images; 99.5%+.",
+            optimizer="adam",
+            learning_rate=0.003,
+            schedule="cosine",
+            epochs=15,
+            batch_size=120,
+        ),
+    )
+}
+
+DEFAULT_PRESET = "tutorial"
+

@@ -1,0 +1,141 @@
+"""Model presets on small synthetic data: they build, compile, train, follow their recipe and round-trip as .keras."""
+
+import math
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from mnist_pipeline.data.assets import scaled_mnist
+from mnist_pipeline.model.assets import compiled_model, hyperparameters, trained_model
+from mnist_pipeline.model.config import Hyperparameters
+from mnist_pipeline.model.presets import PRESETS
+from mnist_pipeline.resources import storage_resources
+from mnist_pipeline.storage.io_managers import KerasModelIOManager
+from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline_tests.synthetic import make_dataset
+
+
+def context():
+    return dg.build_asset_context()
+
+
+def params(**config) -> dict:
+    return hyperparameters(context(), Hyperparameters(**config)).value
+
+
+def train(tmp_path_factory, scaled, **config):
+    """compiled_model then trained_model, called directly, with their own registry and checkpoints."""
+    registry = ModelRegistryResource(root=str(tmp_path_factory.mktemp("registry")))
+    checkpoints = TrainingCheckpoints(root=str(tmp_path_factory.mktemp("checkpoints")))
+    model = compiled_model(context(), params(**config)).value
+    return trained_model(context(), registry, checkpoints, params(**config), model, scaled).value
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    return scaled_mnist(context(), make_dataset()).value
+
+
+@pytest.fixture(scope="module", params=sorted(PRESETS))
+def trained_one_epoch(request, scaled, tmp_path_factory):
+    """Each preset's network, compiled by compiled_model and fitted for one epoch by trained_model."""
+    return request.param, train(tmp_path_factory, scaled, preset=request.param, epochs=1, batch_size=30)
+
+
+def test_each_preset_names_its_network_after_itself(trained_one_epoch):
+    preset, trained = trained_one_epoch
+    assert trained.model.name == PRESETS[preset].network_name
+
+
+def test_each_preset_trains_one_epoch(trained_one_epoch, scaled):
+    preset, trained = trained_one_epoch
+    assert trained.model.jit_compile is False  # XLA is several times slower on CPU
+    assert len(trained.history["loss"]) == 1
+    assert np.isfinite(trained.history["loss"][0])
+    probabilities = trained.model.predict(scaled.test_images[:8], verbose=0)
+    assert probabilities.shape == (8, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_each_preset_uses_built_in_layers_only(trained_one_epoch):
+    _, trained = trained_one_epoch
+    for layer in trained.model.layers:
+        assert type(layer).__module__.startswith("keras."), type(layer)
+        assert type(layer).__name__ != "Lambda"
+
+
+def test_each_preset_round_trips_as_keras_with_safe_mode(trained_one_epoch, scaled, storage_dir):
+    _, trained = trained_one_epoch
+    manager = KerasModelIOManager(base_dir=str(storage_dir))
+    path = storage_dir / "trained_model.keras"
+    manager.publish(trained, path)
+    loaded = manager.load(path)  # keras.models.load_model(..., safe_mode=True)
+    assert loaded.model.name == trained.model.name
+    assert loaded.history == trained.history
+    images = scaled.test_images[:16]
+    np.testing.assert_allclose(
+        loaded.model.predict(images, verbose=0), trained.model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_best_augments_in_training_only(scaled):
+    model = compiled_model(context(), params(preset="best")).value
+    augmentations = [layer for layer in model.layers if type(layer).__name__ in {"RandomRotation", "RandomTranslation"}]
+    assert len(augmentations) == 2
+    images = scaled.test_images[:16, :, :, None]
+    for layer in augmentations:
+        np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+        assert not np.allclose(np.asarray(layer(images, training=True)), images), layer.name
+    predicted = model.predict(scaled.test_images[:16], verbose=0)
+    np.testing.assert_array_equal(predicted, model.predict(scaled.test_images[:16], verbose=0))
+
+
+def test_trained_model_follows_the_preset(scaled, tmp_path_factory):
+    """Unset epochs and batch size come from the preset, and its cosine schedule runs down to 0."""
+    recipe = PRESETS["fast"]
+    trained = train(tmp_path_factory, scaled, preset="fast")
+    assert len(trained.history["loss"]) == recipe.epochs
+    steps_per_epoch = math.ceil(270 / recipe.batch_size)  # 300 synthetic images, 10% held out
+    assert int(trained.model.optimizer.iterations.numpy()) == recipe.epochs * steps_per_epoch
+    assert float(trained.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_tutorial_keeps_a_constant_learning_rate(scaled, tmp_path_factory):
+    trained = train(tmp_path_factory, scaled, epochs=1, batch_size=60)
+    assert float(trained.model.optimizer.learning_rate) == pytest.approx(PRESETS["tutorial"].learning_rate)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_unset_fields_take_the_presets_values(preset):
+    recipe = PRESETS[preset]
+    resolved = Hyperparameters(preset=preset).resolved()
+    assert (resolved["optimizer"], resolved["learning_rate"], resolved["schedule"]) == (recipe.optimizer, recipe.learning_rate, recipe.schedule)
+    assert (resolved["epochs"], resolved["batch_size"]) == (recipe.epochs, recipe.batch_size)
+
+
+def test_fields_set_in_the_run_config_override_the_preset():
+    resolved = Hyperparameters(preset="fast", optimizer="sgd", learning_rate=0.2, epochs=7, batch_size=50).resolved()
+    assert (resolved["optimizer"], resolved["learning_rate"], resolved["epochs"], resolved["batch_size"]) == ("sgd", 0.2, 7, 50)
+    assert resolved["schedule"] == "cosine"
+
+
+def test_the_default_preset_is_the_tutorial():
+    assert Hyperparameters().resolved() == {
+        "preset": "tutorial", "optimizer": "sgd", "learning_rate": 0.01, "schedule": "constant",
+        "epochs": 10, "batch_size": 32, "validation_fraction": 0.1, "seed": 0,
+    }
+
+
+def test_network_names_are_unique():
+    names = [preset.network_name for preset in PRESETS.values()]
+    assert len(set(names)) == len(names)
+
+
+def test_unknown_preset_is_rejected_at_launch(storage_dir):
+    with pytest.raises(dg.DagsterInvalidConfigError, match=r"preset"):
+        dg.materialize(
+            [hyperparameters],
+            resources=storage_resources(str(storage_dir)),
+            run_config={"ops": {"hyperparameters": {"config": {"preset": "huge"}}}},
+        )
