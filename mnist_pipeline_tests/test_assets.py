@@ -167,8 +167,10 @@ def test_predictions_table(table, metrics, scaled):
     assert not table.isna().any().any()
 
 
-def test_digit_plots_are_small_pngs(scaled, trained, metrics, table):
-    plots = value(digit_plots(context(), scaled, trained, metrics, table))
+def test_digit_plots_are_small_pngs(trained, metrics, table):
+    from mnist_pipeline_tests.synthetic import make_dataset
+
+    plots = value(digit_plots(context(), make_dataset(), trained, metrics, table))
     assert set(plots) == {
         "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
         "probabilities_test_2", "confusion_matrix", "training_curves",

@@ -91,8 +91,19 @@ def fit_resumably(
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    # tf.gather rather than numpy fancy indexing: Keras would copy a numpy slice once more into a tensor.
-    validation = (tf.gather(images, validation_indices), tf.gather(labels, validation_indices))
+    # One tensor copy of the images; each epoch streams batches gathered by that epoch's order,
+    # so no epoch makes a shuffled copy of the whole training slice.
+    all_images, all_labels = tf.constant(images), tf.constant(labels)
+    validation = (tf.gather(all_images, validation_indices), tf.gather(all_labels, validation_indices))
+
+    def batches(order: np.ndarray):
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(batch_size)
+            .map(lambda index: (tf.gather(all_images, index), tf.gather(all_labels, index)))
+            .prefetch(2)
+        )
+
     with exclusive(checkpoint_dir, log):
         resumed = load_checkpoint(checkpoint_dir)
         history: dict[str, list[float]] = {}
@@ -103,14 +114,10 @@ def fit_resumably(
         logger = EpochLogger(log, epochs)
         for epoch in range(start, epochs):
             keras.utils.set_random_seed(seed * 100_003 + epoch)
-            order = epoch_order(train_indices, seed, epoch)
             fit = model.fit(
-                tf.gather(images, order),
-                tf.gather(labels, order),
-                batch_size=batch_size,
+                batches(epoch_order(train_indices, seed, epoch)),
                 epochs=epoch + 1,
                 initial_epoch=epoch,
-                shuffle=False,
                 validation_data=validation,
                 callbacks=[logger],
                 verbose=0,

@@ -18,7 +18,7 @@ from mnist_pipeline.data.dataset import DigitDataset
 VERSION_LENGTH = 16
 
 
-def _digest(chunks: Iterable[bytes]) -> str:
+def _digest(chunks: Iterable[bytes | memoryview]) -> str:
     digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(len(chunk).to_bytes(8, "big"))
@@ -26,9 +26,9 @@ def _digest(chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()[:VERSION_LENGTH]
 
 
-def _array_chunks(name: str, array: np.ndarray) -> Iterable[bytes]:
+def _array_chunks(name: str, array: np.ndarray) -> Iterable[bytes | memoryview]:
     yield f"{name}:{array.dtype.str}:{array.shape}".encode()
-    yield np.ascontiguousarray(array).tobytes()
+    yield memoryview(np.ascontiguousarray(array)).cast("B")  # the array's own bytes, not a copy
 
 
 def canonical_json(value: Any) -> bytes:
