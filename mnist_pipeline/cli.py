@@ -120,14 +120,14 @@ def update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry(args: argparse.Namespace):
+def _registry():
     from mnist_pipeline.resources import resources_for_env
 
     return resources_for_env()["model_registry"].registry()
 
 
 def models_list(args: argparse.Namespace) -> int:
-    entries = _registry(args).list()
+    entries = _registry().list()
     if not entries:
         print("No trained models yet: run `mnist-pipeline run` first.")
         return 0
@@ -142,7 +142,7 @@ def models_list(args: argparse.Namespace) -> int:
 
 
 def models_show(args: argparse.Namespace) -> int:
-    manifest = _registry(args).manifest(args.version)
+    manifest = _registry().manifest(args.version)
     manifest.pop("history", None)
     if manifest.get("evaluation"):
         manifest["evaluation"] = {k: v for k, v in manifest["evaluation"].items() if k not in ("confusion_matrix",)}
@@ -152,7 +152,7 @@ def models_show(args: argparse.Namespace) -> int:
 
 def models_load(args: argparse.Namespace) -> int:
     """Load a version (safe mode) and, with --evaluate, score it on the cached MNIST test set."""
-    registry = _registry(args)
+    registry = _registry()
     model = registry.load(args.version)
     print(f"Loaded {registry.model_path(args.version)}: {model.count_params()} parameters")
     if args.evaluate:
@@ -220,7 +220,7 @@ def models_promote(args: argparse.Namespace) -> int:
 
 
 def models_export(args: argparse.Namespace) -> int:
-    print(_registry(args).export(args.version, Path(args.destination)))
+    print(_registry().export(args.version, Path(args.destination)))
     return 0
 
 
