@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pytest
 
@@ -99,6 +100,10 @@ def test_killed_training_keeps_the_good_model_and_resumes_to_identical_weights(b
 def test_two_runs_at_once_do_not_corrupt_each_other(bigger_idx_dir, tmp_path):
     home = tmp_path / "home"
     env = pipeline_env(bigger_idx_dir, home)
+    # Create the Dagster instance's databases first, as any DAGSTER_HOME in use has them: two
+    # processes creating the same fresh SQLite schema at once is a race inside Dagster itself.
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
+        pass
     processes = [
         subprocess.Popen(run_args(seed=3), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(2)
