@@ -27,14 +27,10 @@ def last_observed_files_version(instance: dg.DagsterInstance) -> str | None:
 
 def retraining_selection(instance: dg.DagsterInstance, asset_graph, files_version: str) -> list[dg.AssetKey]:
     """What a retraining run must materialize, in graph order: empty when nothing changed."""
-    changed = set(unsynced_assets(instance, asset_graph))
-    if files_version != last_observed_files_version(instance):
-        changed |= dg.AssetSelection.assets(MNIST_FILES).downstream().resolve(asset_graph)
-    if not changed:
-        return []
-    order = [key for level in asset_graph.toposorted_asset_keys_by_level for key in level]
+    files_changed = files_version != last_observed_files_version(instance)
+    changed = unsynced_assets(instance, asset_graph, also_changed=[MNIST_FILES] if files_changed else [])
     # The run observes the files first, so its lineage records what it read.
-    return [MNIST_FILES] + [key for key in order if key in changed and key != MNIST_FILES]
+    return [MNIST_FILES, *changed] if changed else []
 
 
 def describe(selection: list[dg.AssetKey]) -> str:

@@ -34,13 +34,17 @@ class UpdateResult:
         return self.run is None or self.run.success
 
 
-def unsynced_assets(instance: dg.DagsterInstance, asset_graph) -> list[dg.AssetKey]:
-    """Materializable assets that are missing or unsynced, plus everything downstream of them.
+def unsynced_assets(
+    instance: dg.DagsterInstance, asset_graph, also_changed: Sequence[dg.AssetKey] = ()
+) -> list[dg.AssetKey]:
+    """Materializable assets that are missing or unsynced, plus everything downstream of them, in graph order.
 
     Dagster marks an asset unsynced only when a direct parent changed; its
     children learn of it once it is rematerialized. Adding the downstream
     closure lets one run bring the whole graph up to date, and never touches
-    anything upstream of a change. `asset_graph` is a Definitions' or repository's.
+    anything upstream of a change. `also_changed` adds keys known to have
+    changed that Dagster has not seen yet (unobserved source files).
+    `asset_graph` is a Definitions' or repository's.
     """
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
@@ -51,6 +55,7 @@ def unsynced_assets(instance: dg.DagsterInstance, asset_graph) -> list[dg.AssetK
     order = [key for level in asset_graph.toposorted_asset_keys_by_level for key in level]
     materializable = [key for key in order if asset_graph.get(key).is_materializable]
     changed = {key for key in materializable if resolver.get_status(key) in (StaleStatus.STALE, StaleStatus.MISSING)}
+    changed.update(also_changed)
     if not changed:
         return []
     affected = dg.AssetSelection.assets(*changed).downstream().resolve(asset_graph)
