@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from mnist_pipeline.model.network import EpochLogger
-from mnist_pipeline.storage.atomic import atomic_write
+from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
 
 STATE_FILE = "state.json"
 
@@ -64,7 +64,7 @@ def save_checkpoint(directory: Path, model: keras.Model, epochs_done: int, histo
     model_file = f"epoch-{epochs_done:04d}.keras"
     atomic_write(directory / model_file, lambda tmp: model.save(tmp))
     state = {"epochs_done": epochs_done, "model_file": model_file, "history": history}
-    atomic_write(directory / STATE_FILE, lambda tmp: tmp.write_text(json.dumps(state)))
+    atomic_write_json(directory / STATE_FILE, state)
     for old in directory.glob("epoch-*.keras"):
         if old.name != model_file:
             old.unlink(missing_ok=True)

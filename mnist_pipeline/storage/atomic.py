@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -34,6 +35,10 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(target: Path, value: object) -> None:
+    atomic_write(target, lambda tmp: tmp.write_text(json.dumps(value, indent=2, sort_keys=True)))
 
 
 def atomic_publish_directory(target: Path, files: dict[str, bytes]) -> Path:

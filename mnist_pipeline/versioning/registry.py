@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.storage.atomic import atomic_write
+from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -27,10 +27,6 @@ EVALUATION_FILE = "evaluation.json"
 
 class UnknownModelVersionError(LookupError):
     """No model with that version is registered."""
-
-
-def _write_json(path: Path, value: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2, sort_keys=True)))
 
 
 @dataclass(frozen=True)
@@ -49,16 +45,16 @@ class ModelRegistry:
             runs = existing.setdefault("runs", [])
             if manifest["run_id"] not in runs:
                 runs.append(manifest["run_id"])
-                _write_json(manifest_path, existing)
+                atomic_write_json(manifest_path, existing)
             return directory
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / MODEL_FILE, lambda tmp: model.save(tmp))
-        _write_json(manifest_path, {**manifest, "version": version, "registered_at": time.time(), "runs": [manifest["run_id"]]})
+        atomic_write_json(manifest_path, {**manifest, "version": version, "registered_at": time.time(), "runs": [manifest["run_id"]]})
         return directory
 
     def record_evaluation(self, version: str, metrics: dict[str, Any]) -> None:
         self._require(version)
-        _write_json(self.version_dir(version) / EVALUATION_FILE, metrics)
+        atomic_write_json(self.version_dir(version) / EVALUATION_FILE, metrics)
 
     def _require(self, version: str) -> Path:
         directory = self.version_dir(version)
