@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,24 @@ def save_checkpoint(directory: Path, model: keras.Model, epochs_done: int, histo
             old.unlink(missing_ok=True)
 
 
+class CheckpointEachEpoch(keras.callbacks.Callback):
+    """Seeds each epoch from (seed, epoch) and checkpoints the model and history at its end."""
+
+    def __init__(self, directory: Path, seed: int, history: dict[str, list[float]]):
+        super().__init__()
+        self._directory = directory
+        self._seed = seed
+        self.history = history
+
+    def on_epoch_begin(self, epoch, logs=None):
+        keras.utils.set_random_seed(self._seed * 100_003 + epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        save_checkpoint(self._directory, self.model, epoch + 1, self.history)
+
+
 def fit_resumably(
     model: keras.Model,
     images: np.ndarray,
@@ -91,18 +110,10 @@ def fit_resumably(
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    # One tensor copy of the images; each epoch streams batches gathered by that epoch's order,
-    # so no epoch makes a shuffled copy of the whole training slice.
+    # One tensor copy of the images; batches are gathered from it by index, so no
+    # epoch makes a shuffled copy of the whole training slice.
     all_images, all_labels = tf.constant(images), tf.constant(labels)
     validation = (tf.gather(all_images, validation_indices), tf.gather(all_labels, validation_indices))
-
-    def batches(order: np.ndarray):
-        return (
-            tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size)
-            .map(lambda index: (tf.gather(all_images, index), tf.gather(all_labels, index)))
-            .prefetch(2)
-        )
 
     with exclusive(checkpoint_dir, log):
         resumed = load_checkpoint(checkpoint_dir)
@@ -111,19 +122,26 @@ def fit_resumably(
         if resumed is not None:
             model, start, history = resumed
             log(f"Resuming from the checkpoint after epoch {start} of {epochs} in {checkpoint_dir}")
-        logger = EpochLogger(log, epochs)
-        for epoch in range(start, epochs):
-            keras.utils.set_random_seed(seed * 100_003 + epoch)
-            fit = model.fit(
-                batches(epoch_order(train_indices, seed, epoch)),
-                epochs=epoch + 1,
-                initial_epoch=epoch,
+        if start < epochs:
+            # One fit over the remaining epochs; each epoch's batches come in that epoch's own order.
+            orders = np.stack([epoch_order(train_indices, seed, epoch) for epoch in range(start, epochs)])
+            batches = (
+                tf.data.Dataset.from_tensor_slices(orders)
+                .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+                .map(lambda index: (tf.gather(all_images, index), tf.gather(all_labels, index)))
+                .prefetch(2)
+            )
+            checkpoints = CheckpointEachEpoch(checkpoint_dir, seed, history)
+            model.fit(
+                batches,
+                epochs=epochs,
+                initial_epoch=start,
+                steps_per_epoch=math.ceil(len(train_indices) / batch_size),
                 validation_data=validation,
-                callbacks=[logger],
+                callbacks=[checkpoints, EpochLogger(log, epochs)],
+                shuffle=False,  # the batches above are already in each epoch's order
                 verbose=0,
             )
-            for name, values in fit.history.items():
-                history.setdefault(name, []).extend(float(v) for v in values)
-            save_checkpoint(checkpoint_dir, model, epoch + 1, history)
+            history = checkpoints.history
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return model, history
