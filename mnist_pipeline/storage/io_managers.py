@@ -22,6 +22,7 @@ from pydantic import Field
 from mnist_pipeline.data.dataset import DigitDataset
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
 
 
@@ -86,7 +87,10 @@ class FileIOManager(dg.ConfigurableIOManager):
 
 
 class NpzIOManager(FileIOManager):
-    """DigitDataset <-> uncompressed .npz (one array per split)."""
+    """DigitDataset <-> uncompressed .npz (one array per split), memory-mapped on load.
+
+    A step reads only what it touches: the evaluation steps never page in the training images.
+    """
 
     extension: str = ".npz"
 
@@ -95,8 +99,7 @@ class NpzIOManager(FileIOManager):
             np.savez(handle, **obj.arrays())
 
     def load(self, path: Path) -> DigitDataset:
-        with np.load(path, allow_pickle=False) as stored:
-            return DigitDataset.from_arrays({name: stored[name] for name in stored.files}, source=str(path))
+        return DigitDataset.from_arrays(load_npz_memory_mapped(path), source=str(path))
 
 
 HISTORY_MEMBER = "mnist_pipeline/history.json"

@@ -1,0 +1,57 @@
+"""Read an uncompressed .npz with each array memory-mapped from the file.
+
+A step then holds in memory only the arrays, and the parts of them, it
+touches: evaluating on the test split never reads the training images. The
+file stays an ordinary .npz that `np.load(path, allow_pickle=False)` reads.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP member's local file header (30 bytes)
+_LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+class ArrayFileError(ValueError):
+    """A stored array file is not what the pipeline writes."""
+
+
+def load_npz_memory_mapped(path: Path) -> dict[str, np.ndarray]:
+    """Every array of `path`, as read-only memory maps (compressed members are read whole).
+
+    Object arrays are refused, as `np.load(..., allow_pickle=False)` refuses them.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for member in archive.infolist():
+            name = member.filename.removesuffix(".npy")
+            if member.compress_type != zipfile.ZIP_STORED:
+                with np.load(path, allow_pickle=False) as stored:
+                    arrays[name] = stored[name]
+                continue
+            handle.seek(member.header_offset)
+            header = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+            if header[0] != _LOCAL_HEADER_SIGNATURE:
+                raise ArrayFileError(f"{path}: expected a ZIP local header for member {member.filename}, found {header[0]!r}")
+            name_length, extra_length = header[-2], header[-1]
+            handle.seek(member.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+            version = np.lib.format.read_magic(handle)
+            if version not in _HEADER_READERS:
+                raise ArrayFileError(f"{path}: member {member.filename}: expected .npy format 1.0 or 2.0, found {version}")
+            shape, fortran_order, dtype = _HEADER_READERS[version](handle)
+            if dtype.hasobject:
+                raise ArrayFileError(f"{path}: member {member.filename}: expected a numeric array, found dtype {dtype} (object arrays need pickle)")
+            if np.prod(shape) == 0:  # nothing to map
+                arrays[name] = np.empty(shape, dtype=dtype)
+                continue
+            mapped = np.memmap(
+                path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape, order="F" if fortran_order else "C"
+            )
+            arrays[name] = mapped.view(np.ndarray)  # a plain array; the map lives as long as it does
+    return arrays
