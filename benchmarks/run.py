@@ -1,12 +1,13 @@
 """Benchmark: the pipeline against a bare Keras script, start-up cost, prediction time, and the presets.
 
-    ./scripts/benchmark                              # everything, the real comparison (about 15 minutes)
-    ./scripts/benchmark --epochs 1 --parts startup,comparison     # a quick check
+    ./scripts/benchmark                                              # everything (about 30 minutes on 2 cores)
+    ./scripts/benchmark --parts startup,comparison                   # the comparison: 3 rounds, about 7 minutes
+    ./scripts/benchmark --epochs 1 --rounds 1 --parts startup,comparison   # a quick check
     ./scripts/benchmark --parts presets --presets fast --seeds 3
 
 Parts:
   startup     importing mnist_pipeline.definitions (median of 5 fresh interpreters), and whether TensorFlow came with it
-  comparison  the pipeline's default run twice, each in its own process on the same cached MNIST:
+  comparison  the pipeline's default run twice per round, each in its own process on the same cached MNIST:
               benchmarks/bare_keras.py (no Dagster) and a cold `mnist-pipeline run` (fresh DAGSTER_HOME
               and storage); wall time from launch to exit, CPU time, peak RSS (VmHWM), test accuracy,
               training throughput, time to predict the 10,000 test images and build the table
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -78,12 +80,17 @@ def run_measured(command: list[str], env: dict[str, str], logs: Path) -> Measure
     with open(logs / "stdout.txt", "w") as out, open(logs / "stderr.txt", "w") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=REPO)
-        while True:
-            peak = max(peak, peak_rss_mib(process.pid) or 0.0)
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            time.sleep(0.02)
+        try:
+            while True:
+                peak = max(peak, peak_rss_mib(process.pid) or 0.0)
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                time.sleep(0.02)
+        except BaseException:  # interrupted: leave no orphan behind
+            process.kill()
+            process.wait()
+            raise
         wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -199,40 +206,69 @@ def default_recipe(epochs: int | None) -> dict:
     }
 
 
-def measure_comparison(work: Path, cache_dir: Path, epochs: int | None) -> dict:
-    recipe = default_recipe(epochs)
-    bare_args = [f"--{key.replace('_', '-')}={value}" for key, value in recipe.items()]
-    print(f"comparison: bare Keras script, {recipe}", file=sys.stderr)
-    bare = run_measured(
-        [sys.executable, str(BARE_SCRIPT), f"--cache-dir={cache_dir}", f"--out={work / 'bare' / 'out'}", *bare_args],
-        child_env(),
-        work / "bare" / "logs",
-    )
-    bare_figures = json.loads(bare.stdout.strip().splitlines()[-1])
-    print(f"comparison: pipeline, cold (bare took {bare.wall_s:.1f} s)", file=sys.stderr)
-    pipeline_args = ["--epochs", str(recipe["epochs"])] if epochs else []
-    pipeline, details = run_pipeline(work, cache_dir, "pipeline", pipeline_args)
+def run_bare(work: Path, cache_dir: Path, recipe: dict, name: str) -> dict:
+    args = [f"--{key.replace('_', '-')}={value}" for key, value in recipe.items()]
+    command = [sys.executable, str(BARE_SCRIPT), f"--cache-dir={cache_dir}", f"--out={work / name / 'out'}", *args]
+    measured = run_measured(command, child_env(), work / name / "logs")
+    figures = json.loads(measured.stdout.strip().splitlines()[-1])
+    return {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s, "peak_rss_mib": measured.peak_rss_mib, **figures}
+
+
+def run_default_pipeline(work: Path, cache_dir: Path, epochs: int | None, name: str) -> dict:
+    measured, details = run_pipeline(work, cache_dir, name, ["--epochs", str(epochs)] if epochs else [])
     trained = details["metadata"]["trained_model"]
     return {
-        "recipe": recipe,
-        "bare": {"wall_s": bare.wall_s, "cpu_s": bare.cpu_s, "peak_rss_mib": bare.peak_rss_mib, **bare_figures},
-        "pipeline": {
-            "wall_s": pipeline.wall_s,
-            "cpu_s": pipeline.cpu_s,
-            "peak_rss_mib": pipeline.peak_rss_mib,
-            "test_accuracy": details["metadata"]["evaluation_metrics"]["test_accuracy"],
-            "training_seconds": trained["training_seconds"],
-            "images_per_second": trained["images_per_second"],
-            "train_images": trained["train_images"],
-            "prediction_seconds": details["metadata"]["predictions_table"]["prediction_seconds"],
-            "prediction_step_seconds": details["steps"]["predictions_table"],
-            "steps": details["steps"],
-        },
+        "wall_s": measured.wall_s,
+        "cpu_s": measured.cpu_s,
+        "peak_rss_mib": measured.peak_rss_mib,
+        "test_accuracy": details["metadata"]["evaluation_metrics"]["test_accuracy"],
+        "training_seconds": trained["training_seconds"],
+        "images_per_second": trained["images_per_second"],
+        "train_images": trained["train_images"],
+        "prediction_seconds": details["metadata"]["predictions_table"]["prediction_seconds"],
+        "prediction_step_seconds": details["steps"]["predictions_table"],
+        "steps": details["steps"],
     }
 
 
-def measure_presets(work: Path, cache_dir: Path, presets: list[str], seeds: int) -> dict:
-    results: dict[str, list[dict]] = {}
+def median_run(runs: list[dict]) -> dict:
+    """Field by field, the median of the runs (the runs themselves are kept under 'runs')."""
+    merged: dict = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            merged[key] = median_run([run[key] for run in runs])
+        elif isinstance(value, float):
+            merged[key] = statistics.median(run[key] for run in runs)
+        else:
+            merged[key] = value
+    return merged
+
+
+def measure_comparison(work: Path, cache_dir: Path, epochs: int | None, rounds: int) -> dict:
+    """`rounds` rounds of one bare run and one pipeline run, alternating which goes first; medians."""
+    recipe = default_recipe(epochs)
+    bare_runs: list[dict] = []
+    pipeline_runs: list[dict] = []
+    for round_number in range(rounds):
+        sides = ["bare", "pipeline"] if round_number % 2 == 0 else ["pipeline", "bare"]
+        for side in sides:
+            print(f"comparison, round {round_number + 1}/{rounds}: {side} {recipe}", file=sys.stderr)
+            if side == "bare":
+                bare_runs.append(run_bare(work, cache_dir, recipe, f"bare-{round_number}"))
+            else:
+                pipeline_runs.append(run_default_pipeline(work, cache_dir, epochs, f"pipeline-{round_number}"))
+    return {
+        "recipe": recipe,
+        "rounds": rounds,
+        "bare": median_run(bare_runs),
+        "pipeline": median_run(pipeline_runs),
+        "bare_runs": bare_runs,
+        "pipeline_runs": pipeline_runs,
+    }
+
+
+def measure_presets(work: Path, cache_dir: Path, presets: list[str], seeds: int, results: dict) -> None:
+    """Fills `results` (preset -> runs) run by run, so an interrupted benchmark keeps what it measured."""
     for preset in presets:
         for seed in range(seeds):
             print(f"presets: {preset}, seed {seed}", file=sys.stderr)
@@ -248,7 +284,6 @@ def measure_presets(work: Path, cache_dir: Path, presets: list[str], seeds: int)
             }
             print(f"  test accuracy {run['test_accuracy']:.4f}, training {run['training_seconds']:.1f} s", file=sys.stderr)
             results.setdefault(preset, []).append(run)
-    return results
 
 
 # ---------------------------------------------------------------- report
@@ -293,6 +328,8 @@ def library_versions() -> str:
 
 def report(results: dict, command: str) -> str:
     lines = [
+        *([f"**INTERRUPTED by {results['interrupted']}: only what finished before is shown.**", ""]
+          if results.get("interrupted") else []),
         f"Measured {results['date']} on {results['machine']} ({results['versions']}).",
         f"Load average before / after: {results['load_before']} / {results['load_after']}.",
         f"Command: `{command}`",
@@ -334,10 +371,17 @@ def report(results: dict, command: str) -> str:
         )
     if comparison:
         recipe = comparison["recipe"]
+        rounds = comparison.get("rounds", 1)
+        walls = "; ".join(
+            f"bare {bare['wall_s']:.1f} s, pipeline {pipe['wall_s']:.1f} s"
+            for bare, pipe in zip(comparison.get("bare_runs", []), comparison.get("pipeline_runs", []))
+        )
         lines += [
             "",
             f"Recipe of both: {recipe['optimizer']} lr {recipe['learning_rate']}, batch {recipe['batch_size']}, "
             f"{recipe['epochs']} epochs, validation fraction {recipe['validation_fraction']}, seed {recipe['seed']}.",
+            *([f"Medians of {rounds} rounds, alternating which side ran first. Wall times by round: {walls}."]
+              if rounds > 1 else []),
             "",
             "Pipeline steps (seconds, loading inputs and storing outputs included):",
             "",
@@ -383,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)} (default: all)")
     parser.add_argument("--epochs", type=int, help="epochs of the comparison (default: the pipeline's default)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="comparison rounds, alternating which side runs first; medians are reported (default: 3, "
+                             "as wall times on a shared 2-core machine vary by several seconds from run to run)")
     parser.add_argument("--presets", default="fast,best", help=f"comma-separated, of {','.join(PRESETS)} (default: fast,best)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per preset (default: 3)")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
@@ -391,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.parts.split(",")
     presets = args.presets.split(",")
     unknown = sorted(set(parts) - set(PARTS)) + sorted(set(presets) - set(PRESETS))
+    if args.rounds < 1 or args.seeds < 1:
+        parser.error(f"--rounds and --seeds expect at least 1; found {args.rounds} and {args.seeds}")
     if unknown:
         parser.error(f"--parts expects names from {list(PARTS)} and --presets from {list(PRESETS)}; found {unknown}")
 
@@ -402,26 +451,49 @@ def main(argv: list[str] | None = None) -> int:
         "versions": library_versions(),
         "load_before": load_average(),
     }
+    command = "./scripts/benchmark" + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
     work = Path(tempfile.mkdtemp(prefix="mnist-benchmark-"))
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    interrupted = None
     try:
         if "startup" in parts:
             print("startup: importing mnist_pipeline.definitions", file=sys.stderr)
             results["startup"] = measure_startup()
+            save(results, args.json)
         if "comparison" in parts:
-            results["comparison"] = measure_comparison(work, cache_dir, args.epochs)
+            results["comparison"] = measure_comparison(work, cache_dir, args.epochs, args.rounds)
+            save(results, args.json)
         if "presets" in parts:
-            results["presets"] = measure_presets(work, cache_dir, presets, args.seeds)
+            results["presets"] = {}
+            measure_presets(work, cache_dir, presets, args.seeds, results["presets"])
+    except (Interrupted, KeyboardInterrupt) as error:
+        interrupted = str(error) or "SIGINT"
+        results["interrupted"] = interrupted
     finally:
         if args.keep:
             print(f"runs kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
     results["load_after"] = load_average()
-    command = "./scripts/benchmark" + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
+    save(results, args.json)
     print(report(results, command))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    if interrupted:
+        print(f"\nINTERRUPTED by {interrupted}: the tables hold only what finished before.", file=sys.stderr)
+        return 1
     return 0
+
+
+class Interrupted(Exception):
+    """The benchmark was asked to stop (SIGTERM)."""
+
+
+def raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def save(results: dict, path: Path | None) -> None:
+    if path:
+        path.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

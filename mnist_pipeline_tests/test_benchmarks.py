@@ -130,3 +130,20 @@ def test_report_fails_what_misses_the_targets(harness):
     for row in ("wall time, launch to exit", "peak memory (RSS)", "predict 10,000 test images and build the table",
                 "import `mnist_pipeline.definitions` (median of 5)"):
         assert table[row].endswith("| **FAIL** |"), row
+
+
+def test_median_run_takes_each_figure_s_median(harness):
+    runs = [
+        {"wall_s": 10.0, "test_accuracy": 0.9, "steps": {"a": 1.0}, "train_images": 5},
+        {"wall_s": 30.0, "test_accuracy": 0.9, "steps": {"a": 3.0}, "train_images": 5},
+        {"wall_s": 20.0, "test_accuracy": 0.9, "steps": {"a": 9.0}, "train_images": 5},
+    ]
+    assert harness.median_run(runs) == {"wall_s": 20.0, "test_accuracy": 0.9, "steps": {"a": 3.0}, "train_images": 5}
+
+
+@pytest.mark.parametrize("argv", [["--rounds", "0"], ["--seeds", "0"], ["--parts", "everything"], ["--presets", "huge"]])
+def test_bad_arguments_are_rejected_naming_them(harness, argv, capsys):
+    with pytest.raises(SystemExit):
+        harness.main(argv)
+    error = capsys.readouterr().err
+    assert argv[0] in error and "found" in error
