@@ -8,6 +8,8 @@ weights, byte for byte, as one that was never interrupted.
     <checkpoint dir>/state.json         {"epochs_done": 3, "model_file": ..., "history": ...}
     <checkpoint dir>/.lock              held while training, so two runs never share a checkpoint
 
+Once training completes, the checkpoint is removed and the lock file stays.
+
 Imports Keras: import this module inside asset bodies only.
 """
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -102,6 +103,13 @@ class CheckpointEachEpoch(keras.callbacks.Callback):
         save_checkpoint(self._directory, self.model, epoch + 1, self.history)
 
 
+def clear_checkpoint(directory: Path) -> None:
+    """Remove the checkpoint, state first; the directory and its lock stay for any run waiting on it."""
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    for old in directory.glob("epoch-*.keras"):
+        old.unlink(missing_ok=True)
+
+
 def fit_resumably(
     model: keras.Model,
     images: np.ndarray,
@@ -157,5 +165,6 @@ def fit_resumably(
                 verbose=0,
             )
             history = checkpoints.history
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        # Inside the lock: a run waiting on it then finds no checkpoint, rather than one being deleted.
+        clear_checkpoint(checkpoint_dir)
     return model, history
