@@ -29,6 +29,7 @@ from mnist_pipeline.model.network import EpochLogger
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
 
 STATE_FILE = "state.json"
+MAX_STEPS_PER_CALL = 16
 
 
 @contextmanager
@@ -70,6 +71,17 @@ def save_checkpoint(directory: Path, model: keras.Model, epochs_done: int, histo
     for old in directory.glob("epoch-*.keras"):
         if old.name != model_file:
             old.unlink(missing_ok=True)
+
+
+def steps_per_call(steps_per_epoch: int) -> int:
+    """How many training steps Keras runs per call into TensorFlow (its `steps_per_execution`).
+
+    More than one saves a Python round trip per batch, which matters with small
+    batches on a CPU; the updates are the same, batch by batch. The number
+    divides the epoch, so no call runs across an epoch's end, where the
+    checkpoint is taken.
+    """
+    return max(n for n in range(1, MAX_STEPS_PER_CALL + 1) if steps_per_epoch % n == 0)
 
 
 def without_autotune(tf):
@@ -154,11 +166,13 @@ def fit_resumably(
                 .with_options(without_autotune(tf))
             )
             checkpoints = CheckpointEachEpoch(checkpoint_dir, seed, history)
+            steps_per_epoch = math.ceil(len(train_indices) / batch_size)
+            model.steps_per_execution = steps_per_call(steps_per_epoch)
             model.fit(
                 batches,
                 epochs=epochs,
                 initial_epoch=start,
-                steps_per_epoch=math.ceil(len(train_indices) / batch_size),
+                steps_per_epoch=steps_per_epoch,
                 validation_data=validation,
                 callbacks=[checkpoints, EpochLogger(log, epochs)],
                 shuffle=False,  # the batches above are already in each epoch's order
