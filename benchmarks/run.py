@@ -1,9 +1,9 @@
 """Benchmark: the pipeline against a bare Keras script, start-up cost, prediction time, and the presets.
 
-    ./scripts/benchmark                                              # everything (about 30 minutes on 2 cores)
+    ./scripts/benchmark                                              # everything, as in BENCHMARKS.md (about 30 minutes on 2 cores)
     ./scripts/benchmark --parts startup,comparison                   # the comparison: 3 rounds, about 7 minutes
     ./scripts/benchmark --epochs 1 --rounds 1 --parts startup,comparison   # a quick check
-    ./scripts/benchmark --parts presets --presets fast --seeds 3
+    ./scripts/benchmark --parts presets --presets fast --seeds 3     # one preset only
 
 Parts:
   startup     importing mnist_pipeline.definitions (median of 5 fresh interpreters), and whether TensorFlow came with it

@@ -89,8 +89,9 @@ def without_autotune(tf):
 
     The pipeline above is fixed (one sequential gather, two batches prefetched),
     so autotuning has nothing to tune; and its background thread sleeps on a
-    timer that grows up to a minute, which deleting the iterator at the end of
-    `fit` then waits out: measured here as 6 to 30 s of idle time per run.
+    timer that grows as the iterator lives, which deleting the iterator at the
+    end of `fit` then waits out: about 6 s of idle time in a 3-epoch run here,
+    and tens of seconds in 10-epoch runs (BENCHMARKS.md).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
