@@ -64,3 +64,48 @@ def test_object_arrays_are_refused_naming_file_and_member(tmp_path):
     np.savez(path, labels=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ArrayFileError, match=r"arrays.npz: member labels.npy: expected a numeric array, found dtype object"):
         load_npz_memory_mapped(path)
+
+
+def test_a_file_that_is_not_a_zip_is_refused_naming_it(tmp_path):
+    path = tmp_path / "arrays.npz"
+    path.write_bytes(b"not an archive at all")
+    with pytest.raises(ArrayFileError, match=r"arrays.npz: expected an .npz \(a ZIP archive\), found a file that is not one"):
+        load_npz_memory_mapped(path)
+
+
+def corrupt(path, offset: int, replacement: bytes) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + len(replacement)] = replacement
+    path.write_bytes(bytes(raw))
+
+
+def member_offset(path, name: str) -> int:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return archive.getinfo(name).header_offset
+
+
+def test_a_damaged_member_header_is_refused_naming_file_and_member(tmp_path):
+    path = tmp_path / "arrays.npz"
+    np.savez(path, images=np.zeros((4, 4), dtype=np.float32))
+    corrupt(path, member_offset(path, "images.npy"), b"XXXX")
+    with pytest.raises(ArrayFileError, match=r"arrays.npz: member images.npy: expected a ZIP local header, found b'XXXX'"):
+        load_npz_memory_mapped(path)
+
+
+def test_a_damaged_npy_header_is_refused_naming_file_and_member(tmp_path):
+    path = tmp_path / "arrays.npz"
+    np.savez(path, images=np.zeros((4, 4), dtype=np.float32))
+    corrupt(path, path.read_bytes().index(b"\x93NUMPY"), b"\x00NOTNPY")
+    with pytest.raises(ArrayFileError, match=r"arrays.npz: member images.npy: expected a .npy header of format 1.0 or 2.0, found"):
+        load_npz_memory_mapped(path)
+
+
+def test_a_header_promising_more_data_than_stored_is_refused(tmp_path):
+    path = tmp_path / "arrays.npz"
+    np.savez(path, images=np.zeros((4, 4), dtype=np.float32))
+    start = path.read_bytes().index(b"'shape': (4, 4)")
+    corrupt(path, start, b"'shape': (9, 4)")
+    with pytest.raises(ArrayFileError, match=r"images.npy: expected 144 bytes of data for shape \(9, 4\) and dtype float32, found 64"):
+        load_npz_memory_mapped(path)

@@ -28,30 +28,47 @@ def load_npz_memory_mapped(path: Path) -> dict[str, np.ndarray]:
     Object arrays are refused, as `np.load(..., allow_pickle=False)` refuses them.
     """
     arrays: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise ArrayFileError(f"{path}: expected an .npz (a ZIP archive), found a file that is not one ({error})") from error
+    with archive, open(path, "rb") as handle:
         for member in archive.infolist():
             name = member.filename.removesuffix(".npy")
             if member.compress_type != zipfile.ZIP_STORED:
                 with np.load(path, allow_pickle=False) as stored:
                     arrays[name] = stored[name]
                 continue
-            handle.seek(member.header_offset)
-            header = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
-            if header[0] != _LOCAL_HEADER_SIGNATURE:
-                raise ArrayFileError(f"{path}: expected a ZIP local header for member {member.filename}, found {header[0]!r}")
-            name_length, extra_length = header[-2], header[-1]
-            handle.seek(member.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
-            version = np.lib.format.read_magic(handle)
-            if version not in _HEADER_READERS:
-                raise ArrayFileError(f"{path}: member {member.filename}: expected .npy format 1.0 or 2.0, found {version}")
-            shape, fortran_order, dtype = _HEADER_READERS[version](handle)
-            if dtype.hasobject:
-                raise ArrayFileError(f"{path}: member {member.filename}: expected a numeric array, found dtype {dtype} (object arrays need pickle)")
-            if np.prod(shape) == 0:  # nothing to map
-                arrays[name] = np.empty(shape, dtype=dtype)
-                continue
-            mapped = np.memmap(
-                path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape, order="F" if fortran_order else "C"
-            )
-            arrays[name] = mapped.view(np.ndarray)  # a plain array; the map lives as long as it does
+            arrays[name] = _map_member(path, handle, member)
     return arrays
+
+
+def _map_member(path: Path, handle, member: zipfile.ZipInfo) -> np.ndarray:
+    where = f"{path}: member {member.filename}"
+    handle.seek(member.header_offset)
+    header = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+    if header[0] != _LOCAL_HEADER_SIGNATURE:
+        raise ArrayFileError(f"{where}: expected a ZIP local header, found {header[0]!r}")
+    name_length, extra_length = header[-2], header[-1]
+    data_start = member.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    handle.seek(data_start)
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version not in _HEADER_READERS:
+            raise ValueError(f"format version {version}")
+        shape, fortran_order, dtype = _HEADER_READERS[version](handle)
+    except ValueError as error:
+        raise ArrayFileError(f"{where}: expected a .npy header of format 1.0 or 2.0, found {error}") from error
+    if dtype.hasobject:
+        raise ArrayFileError(f"{where}: expected a numeric array, found dtype {dtype} (object arrays need pickle)")
+    offset = handle.tell()
+    size = int(np.prod(shape)) * dtype.itemsize
+    if offset - data_start + size > member.file_size:
+        raise ArrayFileError(
+            f"{where}: expected {size} bytes of data for shape {shape} and dtype {dtype}, "
+            f"found {member.file_size - (offset - data_start)}"
+        )
+    if size == 0:  # nothing to map
+        return np.empty(shape, dtype=dtype)
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")
+    return mapped.view(np.ndarray)  # a plain array; the map lives as long as it does
