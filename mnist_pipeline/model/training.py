@@ -99,21 +99,21 @@ def without_autotune(tf):
 
 
 class CheckpointEachEpoch(keras.callbacks.Callback):
-    """Seeds each epoch from (seed, epoch) and checkpoints the model and history at its end."""
+    """Seeds each epoch from (seed, epoch); at its end, appends its metrics to `history` (in place) and checkpoints."""
 
     def __init__(self, directory: Path, seed: int, history: dict[str, list[float]]):
         super().__init__()
         self._directory = directory
         self._seed = seed
-        self.history = history
+        self._history = history
 
     def on_epoch_begin(self, epoch, logs=None):
         keras.utils.set_random_seed(self._seed * 100_003 + epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
-            self.history.setdefault(name, []).append(float(value))
-        save_checkpoint(self._directory, self.model, epoch + 1, self.history)
+            self._history.setdefault(name, []).append(float(value))
+        save_checkpoint(self._directory, self.model, epoch + 1, self._history)
 
 
 def clear_checkpoint(directory: Path) -> None:
@@ -166,7 +166,6 @@ def fit_resumably(
                 .prefetch(2)
                 .with_options(without_autotune(tf))
             )
-            checkpoints = CheckpointEachEpoch(checkpoint_dir, seed, history)
             steps_per_epoch = math.ceil(len(train_indices) / batch_size)
             model.steps_per_execution = steps_per_call(steps_per_epoch)
             model.fit(
@@ -175,11 +174,10 @@ def fit_resumably(
                 initial_epoch=start,
                 steps_per_epoch=steps_per_epoch,
                 validation_data=validation,
-                callbacks=[checkpoints, EpochLogger(log, epochs)],
+                callbacks=[CheckpointEachEpoch(checkpoint_dir, seed, history), EpochLogger(log, epochs)],
                 shuffle=False,  # the batches above are already in each epoch's order
                 verbose=0,
             )
-            history = checkpoints.history
         # Inside the lock: a run waiting on it then finds no checkpoint, rather than one being deleted.
         clear_checkpoint(checkpoint_dir)
     return model, history
