@@ -9,7 +9,8 @@ import numpy as np
 from mnist_pipeline.data.dataset import NUM_CLASSES, DigitDataset
 from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.versioning.code_version import code_version
-from mnist_pipeline.versioning.content import dataset_version, json_version
+from mnist_pipeline.versioning.content import dataset_version
+from mnist_pipeline.versioning.sources_read import SOURCE_VERSIONS_READ
 
 GROUP = "data"
 OWNERS = ["team:ml-platform"]
@@ -41,7 +42,7 @@ def scale_images(images: np.ndarray) -> np.ndarray:
 
 
 def mnist_files(context, mnist_source: MnistSource) -> dg.DataVersion:
-    return dg.DataVersion(json_version(mnist_source.fingerprint()))
+    return dg.DataVersion(mnist_source.files_version())
 
 
 with warnings.catch_warnings():
@@ -68,8 +69,11 @@ with warnings.catch_warnings():
 )
 def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> dg.Output[DigitDataset]:
     """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9."""
+    # Taken before loading: files replaced during the load then count as changed, never as read.
+    files_version = mnist_source.files_version()
     loaded = mnist_source.load(log=context.log.info)
     metadata = describe(loaded.dataset)
+    metadata[SOURCE_VERSIONS_READ] = dg.MetadataValue.json({mnist_files.key.to_user_string(): files_version})
     metadata["source"] = loaded.source
     metadata["source_location"] = loaded.location
     if loaded.sha256:

@@ -13,6 +13,7 @@ from mnist_pipeline.data.dataset import IDX_FILE_NAMES
 from mnist_pipeline.data.idx import IdxFormatError
 from mnist_pipeline.data.sources import DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
 from mnist_pipeline.paths import default_cache_dir
+from mnist_pipeline.versioning.content import json_version
 
 
 class MnistSource(dg.ConfigurableResource):
@@ -77,3 +78,8 @@ class MnistSource(dg.ConfigurableResource):
         if self.data_dir is None:
             return dict(MNIST_SHA256)
         return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.current_files().items()}
+
+    def files_version(self) -> str:
+        """The data version of the files as they are now: what `mnist_files` observes, and what
+        `raw_mnist` records having read."""
+        return json_version(self.fingerprint())
