@@ -123,9 +123,10 @@ def test_a_process_is_alive_only_if_it_started_before_the_run_it_is_taken_for():
 def test_dead_cli_run_is_failed_and_a_live_one_left_alone(bigger_idx_dir, tmp_path):
     home = dagster_home_with_script_settings(tmp_path)
     log = tmp_path / "run.log"
-    process = start_cli_run(pipeline_env(home, bigger_idx_dir, tmp_path / "pipeline_home"), log)
+    process = None
     try:
-        with open_instance(home) as instance:
+        with open_instance(home) as instance:  # its storage created before another process opens it
+            process = start_cli_run(pipeline_env(home, bigger_idx_dir, tmp_path / "pipeline_home"), log)
             run = wait_until_started(instance, process, log)
             assert run_process(instance, run.run_id)[0] == process.pid, "the run's process is the command's"
             assert fail_dead_runs(instance) == [], "a live run is left alone"
@@ -152,12 +153,12 @@ def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path):
     daemon_log, run_log = tmp_path / "daemon.log", tmp_path / "run.log"
     daemon = run = None
     try:
-        with open(daemon_log, "wb") as out:
-            daemon = subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        with open_instance(home) as instance:
+        with open_instance(home) as instance:  # its storage created before another process opens it
+            with open(daemon_log, "wb") as out:
+                daemon = subprocess.Popen(
+                    [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+                    cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                )
             deadline = time.monotonic() + 180
             while not {"SENSOR", "MONITORING"} <= set(instance.get_daemon_heartbeats()):
                 if daemon.poll() is not None or time.monotonic() > deadline:
