@@ -54,6 +54,19 @@ def test_assets_are_grouped_by_domain():
     assert graph.get(dg.AssetKey("production_model")).group_name == "serving"
 
 
+def test_every_asset_and_source_has_a_group_a_description_and_an_owner():
+    """What the UI's catalog and asset pages show for each; the observable source included."""
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    assert {key.to_user_string() for key in keys} == ALL_KEYS  # sources are in the graph too
+    for key in keys:
+        node = graph.get(key)
+        name = key.to_user_string()
+        assert node.group_name in {"data", "model", "evaluation", "reports", "serving"}, f"{name}: group {node.group_name!r}"
+        assert node.description and len(node.description) > 20, f"{name}: description {node.description!r}"
+        assert node.owners == ["team:ml-platform"], f"{name}: owners {node.owners}"
+
+
 def test_full_job_runs_in_process():
     job = defs.resolve_job_def(full_pipeline_job.name)
     assert job.executor_def is dg.in_process_executor

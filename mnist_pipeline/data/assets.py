@@ -40,19 +40,34 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     return scaled
 
 
-def mnist_files(context, mnist_source: MnistSource) -> dg.DataVersion:
-    return dg.DataVersion(json_version(mnist_source.fingerprint()))
+MNIST_FILES_DESCRIPTION = (
+    "The four IDX files (and classes.txt, when there is one): MNIST_DATA_DIR's when set (its data version "
+    "hashes their contents, so new or changed files mark everything downstream unsynced), else MNIST itself, "
+    "identified by its published SHA-256 hashes, which every fetched or cached copy is verified against."
+)
 
-
+# The spec form, because `dg.observable_source_asset(fn, group_name=..., description=...)` drops its
+# keyword arguments in Dagster 1.13 (the source landed in group "default" with no description), and
+# a source asset has no owners at all; an AssetSpec carries every annotation the UI shows.
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)  # observable_source_asset is beta in Dagster 1.13
-    mnist_files = dg.observable_source_asset(
-        mnist_files,
-        group_name=GROUP,
-        description="The four IDX files: MNIST_DATA_DIR's when set (its data version hashes their contents, "
-        "so new or changed files mark everything downstream unsynced), else MNIST itself, identified by its "
-        "published SHA-256 hashes, which every fetched or cached copy is verified against.",
+    warnings.simplefilter("ignore", dg.BetaWarning)  # multi_observable_source_asset is beta in Dagster 1.13
+
+    @dg.multi_observable_source_asset(
+        specs=[
+            dg.AssetSpec(
+                "mnist_files",
+                group_name=GROUP,
+                description=MNIST_FILES_DESCRIPTION,
+                owners=OWNERS,
+                kinds={"idx"},
+                tags={"domain": "data"},
+            )
+        ],
     )
+    def mnist_files(mnist_source: MnistSource) -> dg.ObserveResult:
+        return dg.ObserveResult(
+            asset_key="mnist_files", data_version=dg.DataVersion(json_version(mnist_source.fingerprint()))
+        )
 
 
 @dg.asset(
