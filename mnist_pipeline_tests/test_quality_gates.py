@@ -66,7 +66,7 @@ def test_every_class_present(synthetic_dataset):
     labels = synthetic_dataset.test_labels.copy()
     labels[labels == 4] = 5
     passed, found = quality.every_class_present(replaced(synthetic_dataset, test_labels=labels))
-    assert not passed and found == "expected all ten digits in both splits, missing {'test': [4]}"
+    assert not passed and found == "expected all ten classes in both splits, missing {'test': ['4']}"
 
 
 def test_scaled_range(synthetic_dataset):

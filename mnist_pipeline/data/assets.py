@@ -1,6 +1,7 @@
 """raw_mnist and scaled_mnist: the data as loaded, then as the network reads it."""
 
 
+import dataclasses
 import warnings
 
 import dagster as dg
@@ -8,6 +9,7 @@ import numpy as np
 
 from mnist_pipeline.data.dataset import NUM_CLASSES, DigitDataset
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.display import rounded
 from mnist_pipeline.versioning.code_version import code_version
 from mnist_pipeline.versioning.content import dataset_version, json_version
 
@@ -15,21 +17,22 @@ GROUP = "data"
 OWNERS = ["team:ml-platform"]
 
 
-def class_counts(labels: np.ndarray) -> dict[str, int]:
+def class_counts(labels: np.ndarray, names: list[str]) -> dict[str, int]:
     counts = np.bincount(labels, minlength=NUM_CLASSES)
-    return {str(digit): int(count) for digit, count in enumerate(counts)}
+    return {name: int(count) for name, count in zip(names, counts)}
 
 
 def describe(dataset: DigitDataset) -> dict[str, object]:
-    """Shapes, dtypes and class counts of each split, for the asset's metadata."""
+    """Shapes, dtypes, class names and class counts of each split, for the asset's metadata."""
     metadata: dict[str, object] = {}
     for name, array in dataset.arrays().items():
         metadata[f"{name}_shape"] = str(array.shape)
         metadata[f"{name}_dtype"] = str(array.dtype)
     metadata["num_train"] = dataset.num_train
     metadata["num_test"] = dataset.num_test
-    metadata["train_class_counts"] = dg.MetadataValue.json(class_counts(dataset.train_labels))
-    metadata["test_class_counts"] = dg.MetadataValue.json(class_counts(dataset.test_labels))
+    metadata["class_names"] = dg.MetadataValue.json(dataset.names())
+    metadata["train_class_counts"] = dg.MetadataValue.json(class_counts(dataset.train_labels, dataset.names()))
+    metadata["test_class_counts"] = dg.MetadataValue.json(class_counts(dataset.test_labels, dataset.names()))
     return metadata
 
 
@@ -82,7 +85,7 @@ with warnings.catch_warnings():
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> dg.Output[DigitDataset]:
-    """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9."""
+    """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9, with the ten class names."""
     loaded = mnist_source.load(log=context.log.info)
     metadata = describe(loaded.dataset)
     metadata["source"] = loaded.source
@@ -101,14 +104,11 @@ def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> d
     code_version=code_version(__name__, "scaled_mnist"),
 )
 def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> dg.Output[DigitDataset]:
-    """Images divided by 255 as float32 in [0, 1]; labels unchanged."""
-    scaled = DigitDataset(
-        train_images=scale_images(raw_mnist.train_images),
-        train_labels=raw_mnist.train_labels,
-        test_images=scale_images(raw_mnist.test_images),
-        test_labels=raw_mnist.test_labels,
+    """Images divided by 255 as float32 in [0, 1]; labels and class names unchanged."""
+    scaled = dataclasses.replace(
+        raw_mnist, train_images=scale_images(raw_mnist.train_images), test_images=scale_images(raw_mnist.test_images)
     )
     metadata = describe(scaled)
-    metadata["pixel_min"] = float(min(scaled.train_images.min(), scaled.test_images.min()))
-    metadata["pixel_max"] = float(max(scaled.train_images.max(), scaled.test_images.max()))
+    metadata["pixel_min"] = rounded(min(scaled.train_images.min(), scaled.test_images.min()))
+    metadata["pixel_max"] = rounded(max(scaled.train_images.max(), scaled.test_images.max()))
     return dg.Output(scaled, data_version=dg.DataVersion(dataset_version(scaled)), metadata=metadata)

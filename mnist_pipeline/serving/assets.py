@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from mnist_pipeline.display import rounded
 from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.model.checks import weights_finite
 from mnist_pipeline.model.trained import TrainedModel
@@ -51,7 +52,7 @@ def production_model(
         data_version=dg.DataVersion(json_version({"version": version})),
         metadata={
             "version": version,
-            "test_accuracy": served["test_accuracy"],
+            "test_accuracy": rounded(served["test_accuracy"]),
             "previous_version": previous or "none",
             "model_path": dg.MetadataValue.path(str(model_registry.registry().model_path(version))),
         },

@@ -96,7 +96,7 @@ class NpzIOManager(FileIOManager):
 
     def dump(self, obj: DigitDataset, path: Path) -> None:
         with open(path, "wb") as handle:
-            np.savez(handle, **obj.arrays())
+            np.savez(handle, **obj.stored_arrays())
 
     def load(self, path: Path) -> DigitDataset:
         return DigitDataset.from_arrays(load_npz_memory_mapped(path), source=str(path))
