@@ -40,7 +40,9 @@ def render_figures(
     def named(labels) -> list[str]:
         return [names[int(label)] for label in labels]
 
-    shown = pd.concat([table.head(OVERVIEW_FIRST), mistakes.head(OVERVIEW_MISTAKES)])
+    # Fewer mistakes than places for them (a good model): more of the first test images instead.
+    first = OVERVIEW_FIRST + OVERVIEW_MISTAKES - min(len(mistakes), OVERVIEW_MISTAKES)
+    shown = pd.concat([table.head(first), mistakes.head(OVERVIEW_MISTAKES)])
     figures = {
         "overview": plots.overview(
             headline(metrics, table),
