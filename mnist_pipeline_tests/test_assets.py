@@ -173,7 +173,7 @@ def test_digit_plots_are_small_pngs(trained, metrics, table):
 
     plots = value(digit_plots(context(), make_dataset(), trained, metrics, table))
     assert set(plots) == {
-        "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
+        "overview", "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
         "probabilities_test_2", "confusion_matrix", "training_curves",
     }
     for name, png in plots.items():

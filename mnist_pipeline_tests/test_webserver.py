@@ -29,7 +29,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_EMBEDDED_PNG_BYTES = 100_000  # half of 200 KB: every plot travels in the event log
 EMBEDDED_PNG_PREFIX = "data:image/png;base64,"
 PLOTS = {
-    "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
+    "overview", "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
     "probabilities_test_2", "confusion_matrix", "training_curves",
 }
 
@@ -186,6 +186,7 @@ def test_catalog_shows_groups_descriptions_kinds_owners_and_tags(server):
         "compiled_model": ("model", "keras"), "trained_model": ("model", "keras"),
         "evaluation_metrics": ("evaluation", "keras"), "predictions_table": ("evaluation", "pandas"),
         "digit_plots": ("reports", "matplotlib"),
+        "mnist_files": ("data", "idx"),  # the observable source: annotated like the assets
     }
     for key, (group, kind) in expected.items():
         node = nodes[key]
@@ -258,7 +259,7 @@ def test_trained_and_evaluated_model_metadata(server, full_run):
     assert 0.0 <= evaluation["test_accuracy"]["floatValue"] <= 1.0
     assert evaluation["test_loss"]["floatValue"] > 0
     assert int(evaluation["num_test_images"]["intRepr"]) == 100
-    assert evaluation["per_class"]["mdStr"].startswith("| digit | precision | recall | support |")
+    assert evaluation["per_class"]["mdStr"].startswith("| class | precision | recall | support |")
 
 
 def test_plots_are_embedded_pngs_small_enough_for_the_event_log(server, full_run):
@@ -279,7 +280,7 @@ def test_predictions_table_is_previewed(server, full_run):
     assert int(metadata["dagster/row_count"]["intRepr"]) == 100
     assert metadata["dagster/column_schema"]["__typename"] == "TableSchemaMetadataEntry"
     preview = metadata["preview"]["mdStr"].splitlines()
-    assert preview[0].startswith("| index | true_label | predicted_label | confidence |")
+    assert preview[0].startswith("| index | true_label | predicted_label | true_class | predicted_class | confidence |")
     assert len(preview) == 2 + 10, "header, rule and ten rows"
 
 
