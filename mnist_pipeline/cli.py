@@ -11,6 +11,7 @@ the UI (`scripts/dev`) afterwards.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -126,6 +127,23 @@ def _registry():
     return resources_for_env()["model_registry"].registry()
 
 
+def _reports_registry_errors(command):
+    """A refused or failed `models` command ends with the registry's one-line message on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def reporting(args: argparse.Namespace) -> int:
+        from mnist_pipeline.versioning.registry import RegistryError
+
+        try:
+            return command(args)
+        except RegistryError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+
+    return reporting
+
+
+@_reports_registry_errors
 def models_list(args: argparse.Namespace) -> int:
     entries = _registry().list()
     if not entries:
@@ -133,25 +151,34 @@ def models_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'version':<18} {'registered (UTC)':<20} {'test acc':>8}  {'epochs':>6}  {'optimizer':<9} run id")
     for entry in entries:
+        registered = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["registered_at"]))
+        if "problem" in entry:
+            print(f"{entry['version']:<18} {registered:<20} unreadable: {entry['problem']}")
+            continue
         evaluation = entry.get("evaluation") or {}
         accuracy = f"{evaluation['test_accuracy']:.4f}" if "test_accuracy" in evaluation else "-"
-        registered = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["registered_at"]))
         params = entry["hyperparameters"]
-        print(f"{entry['version']:<18} {registered:<20} {accuracy:>8}  {params['epochs']:>6}  {params['optimizer']:<9} {entry['run_id']}")
+        print(f"{entry['version']:<18} {registered:<20} {accuracy:>8}  {params.get('epochs', '-'):>6}  {params.get('optimizer', '-'):<9} {entry['run_id']}")
     return 0
 
 
+@_reports_registry_errors
 def models_show(args: argparse.Namespace) -> int:
-    manifest = _registry().manifest(args.version)
+    """Print the manifest, then check the version's files: a damaged one is the last line, and exit code 1."""
+    registry = _registry()
+    manifest = registry.manifest(args.version)
     manifest.pop("history", None)
     if manifest.get("evaluation"):
         manifest["evaluation"] = {k: v for k, v in manifest["evaluation"].items() if k not in ("confusion_matrix",)}
     print(json.dumps(manifest, indent=2, sort_keys=True))
+    sys.stdout.flush()  # before any error on stderr, so a terminal shows the error last
+    registry.verify(args.version)
     return 0
 
 
+@_reports_registry_errors
 def models_load(args: argparse.Namespace) -> int:
-    """Load a version (safe mode) and, with --evaluate, score it on the cached MNIST test set."""
+    """Load a version (checked, safe mode) and, with --evaluate, score it on the cached MNIST test set."""
     registry = _registry()
     model = registry.load(args.version)
     print(f"Loaded {registry.model_path(args.version)}: {model.count_params()} parameters")
@@ -175,21 +202,26 @@ def _production_pointer_path():
     return manager, manager.path_for(dg.AssetKey(PRODUCTION_ASSET))
 
 
+@_reports_registry_errors
 def models_production(args: argparse.Namespace) -> int:
-    manager, path = _production_pointer_path()
-    if not path.exists():
+    from mnist_pipeline.serving.promotion import read_pointer
+
+    _, path = _production_pointer_path()
+    served = read_pointer(path)
+    if served is None:
         print("No model is served yet: a run whose gates all pass promotes one.")
         return 0
-    print(json.dumps(manager.load(path), indent=2, sort_keys=True))
+    print(json.dumps(served, indent=2, sort_keys=True))
     return 0
 
 
+@_reports_registry_errors
 def models_promote(args: argparse.Namespace) -> int:
-    """Serve VERSION (a rollback, or forward again), if it passed the accuracy gate."""
+    """Serve VERSION (a rollback, or forward again), if its files are intact and it passed the accuracy gate."""
     import dagster as dg
 
     from mnist_pipeline.resources import resources_for_env
-    from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer
+    from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, read_pointer
 
     resources = resources_for_env()
     registry = resources["model_registry"].registry()
@@ -199,7 +231,8 @@ def models_promote(args: argparse.Namespace) -> int:
         print(f"Refused: {refused}", file=sys.stderr)
         return 1
     manager, path = _production_pointer_path()
-    previous = manager.load(path)["version"] if path.exists() else None
+    current = read_pointer(path)
+    previous = current["version"] if current else None
     served = pointer(args.version, evaluation["test_accuracy"], args.reason, None, previous)
     manager.publish(served, path)
     with _instance() as instance:
@@ -219,6 +252,7 @@ def models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+@_reports_registry_errors
 def models_export(args: argparse.Namespace) -> int:
     print(_registry().export(args.version, Path(args.destination)))
     return 0

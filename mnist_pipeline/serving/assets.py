@@ -41,7 +41,8 @@ def production_model(
     finite, found = weights_finite(trained_model.model.get_weights())
     if not finite:
         raise PromotionRefused(f"model {version}: {found}")
-    # Checked again here, so materializing this asset alone can never skip the gate.
+    # Checked again here, so materializing this asset alone can never skip the gate; and the registry's
+    # files are checked against their recorded SHA-256 and loaded once, so a damaged model is never served.
     check_promotable(model_registry.registry(), quality_gates, version)
     previous = current_production_version(context.instance)
     served = pointer(version, evaluation_metrics["test_accuracy"], "passed every gate", context.run_id, previous)
