@@ -2,7 +2,7 @@
 
   mnist-pipeline run       materialize every asset and print the test accuracy
   mnist-pipeline update    materialize only what changed (data, code or hyperparameters)
-  mnist-pipeline models    list, show, load, export, promote (roll back) trained model versions
+  mnist-pipeline models    list, show, load, export, promote (roll back), prune trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
 the UI (`scripts/dev`) afterwards.
@@ -221,7 +221,14 @@ def models_promote(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from mnist_pipeline.resources import resources_for_env
-    from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, read_pointer
+    from mnist_pipeline.serving.promotion import (
+        PRODUCTION_ASSET,
+        PromotionRefused,
+        check_promotable,
+        pointer,
+        read_pointer,
+        replaced_version,
+    )
 
     resources = resources_for_env()
     registry = resources["model_registry"].registry()
@@ -231,8 +238,7 @@ def models_promote(args: argparse.Namespace) -> int:
         print(f"Refused: {refused}", file=sys.stderr)
         return 1
     manager, path = _production_pointer_path()
-    current = read_pointer(path)
-    previous = current["version"] if current else None
+    previous = replaced_version(args.version, read_pointer(path))
     served = pointer(args.version, evaluation["test_accuracy"], args.reason, None, previous)
     manager.publish(served, path)
     with _instance() as instance:
@@ -256,6 +262,33 @@ def models_promote(args: argparse.Namespace) -> int:
 def models_export(args: argparse.Namespace) -> int:
     print(_registry().export(args.version, Path(args.destination)))
     return 0
+
+
+@_reports_registry_errors
+def models_prune(args: argparse.Namespace) -> int:
+    """Remove old model versions, superseded plot sets and finished checkpoints, by the rules in versioning/retention.py."""
+    from mnist_pipeline.resources import resources_for_env
+    from mnist_pipeline.versioning.retention import StorageLocations, format_bytes, prune
+
+    plan = prune(StorageLocations.from_resources(resources_for_env()), keep=args.keep, dry_run=args.dry_run)
+    for entry in plan.kept:
+        print(f"Keeping       {entry.what}: {entry.reason}")
+    verb = "Would remove" if args.dry_run else "Removed     "
+    for entry in plan.removed:
+        print(f"{verb}  {entry.what}, {format_bytes(entry.bytes)}: {entry.reason}")
+    freed = f"{format_bytes(plan.bytes_freed)} ({plan.bytes_freed:,} bytes) in {len(plan.removed)} director{'y' if len(plan.removed) == 1 else 'ies'}"
+    if args.dry_run:
+        print(f"Dry run: would free {freed}; nothing was removed.")
+    else:
+        print(f"Freed {freed}.")
+    return 0
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 (the newest version may be in use by a run), found {value}")
+    return value
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -303,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("version")
     export.add_argument("destination")
     export.set_defaults(handler=models_export)
+    from mnist_pipeline.versioning.retention import DEFAULT_KEEP_VERSIONS
+
+    prune = models.add_parser(
+        "prune", help="remove old model versions, superseded plot sets and finished checkpoints (never the served one)"
+    )
+    prune.add_argument(
+        "--keep", type=_at_least_one, default=DEFAULT_KEEP_VERSIONS,
+        help=f"most recently registered versions to keep besides the served and previous ones (default {DEFAULT_KEEP_VERSIONS})",
+    )
+    prune.add_argument("--dry-run", dest="dry_run", action="store_true", help="only print what would be removed and the bytes freed")
+    prune.set_defaults(handler=models_prune)
 
     args = parser.parse_args(argv)
     return args.handler(args)

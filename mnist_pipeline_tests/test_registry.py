@@ -341,3 +341,14 @@ def test_models_list_and_promote_work_on_sound_versions(cli_registry, capsys):
     assert out.startswith("Serving model v1 (test accuracy 0.9900); previously None.")
     assert json.loads((cli_registry.root.parent / "production_model.json").read_text())["version"] == "v1"
 
+
+
+def test_promoting_the_served_version_again_keeps_its_rollback_target(cli_registry, capsys):
+    for version in ("v1", "v2"):
+        cli_registry.register(version, tiny_model(), run_manifest(f"run-{version}"))
+        cli_registry.record_evaluation(version, {"test_accuracy": 0.99})
+    pointer = cli_registry.root.parent / "production_model.json"
+    for version in ("v1", "v2", "v2"):
+        assert models(capsys, "promote", version)[0] == 0
+    served = json.loads(pointer.read_text())
+    assert (served["version"], served["previous_version"]) == ("v2", "v1")

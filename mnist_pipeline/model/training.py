@@ -28,8 +28,8 @@ import numpy as np
 from mnist_pipeline.model.network import EpochLogger
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
 from mnist_pipeline.storage.locks import LOCK_FILE
+from mnist_pipeline.versioning.resources import CHECKPOINT_STATE_FILE as STATE_FILE
 
-STATE_FILE = "state.json"
 MAX_STEPS_PER_CALL = 16
 
 

@@ -42,6 +42,17 @@ def pointer(version: str, test_accuracy: float, reason: str, run_id: str | None,
     }
 
 
+def replaced_version(version: str, served: dict[str, Any] | None) -> str | None:
+    """The version that promoting `version` replaces, recorded as the new pointer's previous_version.
+
+    Serving the version that is served already (a rerun) replaces nothing: the
+    version it replaced stays the rollback target (and is kept by `models prune`).
+    """
+    if not served or not served.get("version"):
+        return None
+    return served.get("previous_version") if served["version"] == version else served["version"]
+
+
 def read_pointer(path: Path) -> dict[str, Any] | None:
     """The production pointer stored at `path` (None if no model was ever served)."""
     if not path.exists():
