@@ -212,6 +212,8 @@ def models_production(args: argparse.Namespace) -> int:
         print("No model is served yet: a run whose gates all pass promotes one.")
         return 0
     print(json.dumps(served, indent=2, sort_keys=True))
+    sys.stdout.flush()  # before any error on stderr, so a terminal shows the error last
+    _registry().verify(served["version"])  # a served file damaged since it was promoted is the last line
     return 0
 
 

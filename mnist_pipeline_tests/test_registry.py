@@ -352,3 +352,15 @@ def test_promoting_the_served_version_again_keeps_its_rollback_target(cli_regist
         assert models(capsys, "promote", version)[0] == 0
     served = json.loads(pointer.read_text())
     assert (served["version"], served["previous_version"]) == ("v2", "v1")
+
+
+def test_models_production_reports_a_served_model_damaged_since(cli_registry, capsys):
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    cli_registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    assert models(capsys, "promote", "v1")[0] == 0
+    code, out, err = models(capsys, "production")
+    assert code == 0 and json.loads(out)["version"] == "v1"
+    truncate(cli_registry.version_dir("v1") / "model.keras")
+    code, out, err = models(capsys, "production")
+    assert code == 1 and json.loads(out)["version"] == "v1"
+    assert err.strip().splitlines()[-1].startswith(f"{cli_registry.version_dir('v1') / 'model.keras'}: expected the model file of version v1")
