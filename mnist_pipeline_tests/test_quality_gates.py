@@ -21,7 +21,7 @@ from mnist_pipeline.evaluation.predictions import build_predictions_table
 from mnist_pipeline.jobs import full_pipeline_job
 from mnist_pipeline.model.checks import weights_finite
 from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
-from mnist_pipeline.versioning.registry import DamagedModelFileError, ModelRegistry
+from mnist_pipeline.versioning.registry import DamagedFileError, ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset
 from mnist_pipeline_tests.test_registry import run_manifest, tiny_model, truncate
 from mnist_pipeline_tests.test_definitions import resources
@@ -233,7 +233,7 @@ def test_a_damaged_served_model_is_refused_and_a_rerun_repairs_it(idx_dir, stora
     registry = ModelRegistry(storage_dir / "model_registry")
     path = registry.version_dir(version) / "model.keras"
     truncate(path)
-    with pytest.raises(DamagedModelFileError, match=rf"^{path}: expected the model file of version {version} with SHA-256 [0-9a-f]{{64}}, found SHA-256"):
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version {version} with SHA-256 [0-9a-f]{{64}}, found SHA-256"):
         check_promotable(registry, QualityGates(min_test_accuracy=0.5), version)
 
     # The same seed, data and code train the same version: registering it again rewrites the damaged file.

@@ -15,7 +15,7 @@ from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
 from mnist_pipeline.storage.integrity import file_sha256
 from mnist_pipeline.versioning.registry import (
-    DamagedModelFileError,
+    DamagedFileError,
     MalformedRecordError,
     ModelRegistry,
     UnknownModelVersionError,
@@ -84,12 +84,12 @@ def test_a_truncated_model_is_refused_for_loading_exporting_and_promoting(regist
         rf"^{path}: expected the model file of version v1 with SHA-256 {expected}, "
         rf"found SHA-256 {found} \(\d+ bytes\): the file is damaged; a run that trains this version again rewrites it$"
     )
-    with pytest.raises(DamagedModelFileError, match=message):
+    with pytest.raises(DamagedFileError, match=message):
         registry.load("v1")
-    with pytest.raises(DamagedModelFileError, match=message):
+    with pytest.raises(DamagedFileError, match=message):
         registry.export("v1", tmp_path / "out.keras")
     assert not (tmp_path / "out.keras").exists()
-    with pytest.raises(DamagedModelFileError, match=message):
+    with pytest.raises(DamagedFileError, match=message):
         check_promotable(registry, QualityGates(), "v1")
 
 
@@ -97,7 +97,7 @@ def test_a_missing_model_file_is_refused(registered):
     registry, _ = registered
     path = registry.version_dir("v1") / "model.keras"
     path.unlink()
-    with pytest.raises(DamagedModelFileError, match=rf"^{path}: expected the model file of version v1 with SHA-256 [0-9a-f]{{64}}, found no file"):
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version v1 with SHA-256 [0-9a-f]{{64}}, found no file"):
         check_promotable(registry, QualityGates(), "v1")
 
 
@@ -107,7 +107,7 @@ def test_an_edited_evaluation_cannot_pass_the_gate(registered):
     registry.record_evaluation("v1", {"test_accuracy": 0.5})
     path = registry.version_dir("v1") / "evaluation.json"
     path.write_text(json.dumps({"test_accuracy": 0.995}))
-    with pytest.raises(DamagedModelFileError, match=rf"^{path}: expected the evaluation of model version v1 with SHA-256"):
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the evaluation of model version v1 with SHA-256"):
         check_promotable(registry, QualityGates(), "v1")
 
 
@@ -178,7 +178,7 @@ def test_a_legacy_version_with_a_truncated_model_is_refused_then_repaired(regist
     legacy(registry, "v1")
     path = registry.version_dir("v1") / "model.keras"
     truncate(path)
-    with pytest.raises(DamagedModelFileError, match=rf"^{path}: expected the model file of version v1 \(a ZIP archive\), found \d+ bytes that are not one"):
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version v1 \(a ZIP archive\), found \d+ bytes that are not one"):
         check_promotable(registry, QualityGates(), "v1")
     registry.register("v1", model, run_manifest("run-2"))
     assert manifest_of(registry, "v1")["sha256"]["model.keras"] == file_sha256(path)

@@ -62,8 +62,8 @@ class MalformedRecordError(RegistryError, ValueError):
     """A manifest.json or evaluation.json is not what the registry writes (invalid JSON, missing fields)."""
 
 
-class DamagedModelFileError(RegistryError, IntegrityError):
-    """A stored file is missing or no longer matches the SHA-256 recorded when it was written."""
+class DamagedFileError(RegistryError, IntegrityError):
+    """A version's model.keras or evaluation.json is missing or no longer matches the SHA-256 recorded when it was written."""
 
 
 class UnloadableModelError(RegistryError, ValueError):
@@ -117,7 +117,7 @@ class ModelRegistry:
             else:
                 try:
                     self._verify_model(version, record.setdefault("sha256", {}))
-                except DamagedModelFileError as damage:
+                except DamagedFileError as damage:
                     problem = str(damage)
             hashes = record.setdefault("sha256", {})
             if fresh or problem is not None:
@@ -208,7 +208,7 @@ class ModelRegistry:
         try:
             verify_file(path, expected_sha256, what=what)
         except IntegrityError as error:
-            raise DamagedModelFileError(f"{error}; a run that trains this version again rewrites it") from error
+            raise DamagedFileError(f"{error}; a run that trains this version again rewrites it") from error
 
     def _verify_model(self, version: str, hashes: dict[str, str]) -> Path:
         path = self.version_dir(version) / MODEL_FILE
@@ -219,7 +219,7 @@ class ModelRegistry:
             try:
                 verify_zip_archive(path, what=what)
             except IntegrityError as error:
-                raise DamagedModelFileError(f"{error}; a run that trains this version again rewrites it") from error
+                raise DamagedFileError(f"{error}; a run that trains this version again rewrites it") from error
         return path
 
     def manifest(self, version: str) -> dict[str, Any]:
