@@ -21,8 +21,11 @@ HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "opti
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
+    """The `hyperparameters` asset's run config from the flags given; None when no flag is."""
+    from mnist_pipeline.model.config import hyperparameters_config
+
     given = {name: getattr(args, name) for name in HYPERPARAMETER_FLAGS if getattr(args, name) is not None}
-    return given or None
+    return hyperparameters_config(**given) if given else None
 
 
 def _instance():

@@ -8,7 +8,7 @@ import pytest
 
 from mnist_pipeline.data.assets import scaled_mnist
 from mnist_pipeline.model.assets import compiled_model, hyperparameters, trained_model
-from mnist_pipeline.model.config import Hyperparameters
+from mnist_pipeline.model.config import Hyperparameters, hyperparameters_run_config
 from mnist_pipeline.model.presets import PRESETS
 from mnist_pipeline.resources import storage_resources
 from mnist_pipeline.storage.io_managers import KerasModelIOManager
@@ -21,7 +21,7 @@ def context():
 
 
 def params(**config) -> dict:
-    return hyperparameters(context(), Hyperparameters(**config)).value
+    return hyperparameters(context(), Hyperparameters.from_values(**config)).value
 
 
 def train(tmp_path_factory, scaled, **config):
@@ -109,13 +109,13 @@ def test_tutorial_keeps_a_constant_learning_rate(scaled, tmp_path_factory):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_unset_fields_take_the_presets_values(preset):
     recipe = PRESETS[preset]
-    resolved = Hyperparameters(preset=preset).resolved()
+    resolved = Hyperparameters.from_values(preset=preset).resolved()
     assert (resolved["optimizer"], resolved["learning_rate"], resolved["schedule"]) == (recipe.optimizer, recipe.learning_rate, recipe.schedule)
     assert (resolved["epochs"], resolved["batch_size"]) == (recipe.epochs, recipe.batch_size)
 
 
 def test_fields_set_in_the_run_config_override_the_preset():
-    resolved = Hyperparameters(preset="fast", optimizer="sgd", learning_rate=0.2, epochs=7, batch_size=50).resolved()
+    resolved = Hyperparameters.from_values(preset="fast", optimizer="sgd", learning_rate=0.2, epochs=7, batch_size=50).resolved()
     assert (resolved["optimizer"], resolved["learning_rate"], resolved["epochs"], resolved["batch_size"]) == ("sgd", 0.2, 7, 50)
     assert resolved["schedule"] == "cosine"
 
@@ -137,5 +137,5 @@ def test_unknown_preset_is_rejected_at_launch(storage_dir):
         dg.materialize(
             [hyperparameters],
             resources=storage_resources(str(storage_dir)),
-            run_config={"ops": {"hyperparameters": {"config": {"preset": "huge"}}}},
+            run_config=hyperparameters_run_config(preset="huge"),
         )
