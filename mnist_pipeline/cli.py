@@ -193,12 +193,13 @@ def models_promote(args: argparse.Namespace) -> int:
 
     from mnist_pipeline.resources import resources_for_env
     from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer
+    from mnist_pipeline.settings import ConfigurationError
 
     resources = resources_for_env()
     registry = resources["model_registry"].registry()
     try:
         evaluation = check_promotable(registry, resources["quality_gates"], args.version)
-    except PromotionRefused as refused:
+    except (PromotionRefused, ConfigurationError) as refused:
         print(f"Refused: {refused}", file=sys.stderr)
         return 1
     manager, path = _production_pointer_path()

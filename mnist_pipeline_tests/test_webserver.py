@@ -223,8 +223,9 @@ def test_launchpad_offers_the_jobs_with_default_hyperparameters(server):
                 "validation_fraction": 0.1,
                 "seed": 0,
             }
-        # Nothing internal is offered: no storage format (extension).
+        # Nothing internal is offered: no storage format (extension), no deployment settings pre-filled.
         assert "extension" not in schema["rootDefaultYaml"], (job, schema["rootDefaultYaml"])
+        assert not defaults.get("resources"), (job, defaults.get("resources"))
 
 
 def test_full_job_launched_through_the_server_materializes_every_asset(server, full_run):
