@@ -139,3 +139,52 @@ def test_unknown_preset_is_rejected_at_launch(storage_dir):
             resources=storage_resources(str(storage_dir)),
             run_config=hyperparameters_run_config(preset="huge"),
         )
+
+
+# Data versions of the `hyperparameters` asset for these values, computed with the flat run config this
+# shape replaced (commit f3bf76c): the same effective values must keep them, or every model version would move.
+VERSIONS_BEFORE_THE_PER_PRESET_CONFIG = [
+    ({}, "8b49178be47261a4"),
+    ({"preset": "fast"}, "c61704d888edda30"),
+    ({"preset": "best"}, "f8010d51dd8d7dd6"),
+    ({"preset": "fast", "epochs": 3}, "c61704d888edda30"),
+    ({"epochs": 1, "batch_size": 30}, "2fa9f13deb48a0b7"),
+    ({"preset": "fast", "optimizer": "sgd", "learning_rate": 0.2, "epochs": 7, "batch_size": 50, "seed": 3, "validation_fraction": 0.2}, "6550af1f15989eed"),
+]
+
+
+@pytest.mark.parametrize("values, version", VERSIONS_BEFORE_THE_PER_PRESET_CONFIG)
+def test_the_same_effective_values_keep_their_data_version(values, version):
+    assert hyperparameters(context(), Hyperparameters.from_values(**values)).data_version == dg.DataVersion(version)
+
+
+def test_command_line_flags_set_the_chosen_presets_values():
+    import argparse
+
+    from mnist_pipeline.cli import _add_hyperparameter_flags, _hyperparameters
+
+    parser = argparse.ArgumentParser()
+    _add_hyperparameter_flags(parser)
+    config = _hyperparameters(parser.parse_args(["--preset", "fast", "--epochs", "3", "--seed", "2"]))
+    assert config == {"preset": {"fast": {"epochs": 3}}, "seed": 2}
+    assert Hyperparameters(**config).resolved() == {**Hyperparameters.from_values(preset="fast").resolved(), "seed": 2}
+    assert _hyperparameters(parser.parse_args([])) is None
+
+
+def test_values_kept_from_another_presets_block_are_reported(storage_dir):
+    """The Launchpad's tutorial block renamed to `fast` with its numbers left in: the run log names each one."""
+    tutorial = {"optimizer": "sgd", "learning_rate": 0.01, "epochs": 10, "batch_size": 32}
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [hyperparameters],
+        resources=storage_resources(str(storage_dir)),
+        run_config={"ops": {"hyperparameters": {"config": {"preset": {"fast": tutorial}}}}},
+        instance=instance,
+    )
+    messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert (
+        "The fast preset's recipe with overrides: optimizer sgd (the preset's: adam), learning_rate 0.01 (the preset's: 0.005), "
+        "epochs 10 (the preset's: 3), batch_size 32 (the preset's: 120)"
+    ) in messages
+    metadata = result.asset_materializations_for_node("hyperparameters")[0].metadata
+    assert metadata["preset_overrides"].value == tutorial
