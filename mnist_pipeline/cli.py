@@ -22,8 +22,11 @@ HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "opti
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
+    """The `hyperparameters` asset's run config from the flags given; None when no flag is."""
+    from mnist_pipeline.model.config import hyperparameters_config
+
     given = {name: getattr(args, name) for name in HYPERPARAMETER_FLAGS if getattr(args, name) is not None}
-    return given or None
+    return hyperparameters_config(**given) if given else None
 
 
 def _instance():
@@ -231,12 +234,13 @@ def models_promote(args: argparse.Namespace) -> int:
         read_pointer,
         replaced_version,
     )
+    from mnist_pipeline.settings import ConfigurationError
 
     resources = resources_for_env()
     registry = resources["model_registry"].registry()
     try:
         evaluation = check_promotable(registry, resources["quality_gates"], args.version)
-    except PromotionRefused as refused:
+    except (PromotionRefused, ConfigurationError) as refused:
         print(f"Refused: {refused}", file=sys.stderr)
         return 1
     manager, path = _production_pointer_path()

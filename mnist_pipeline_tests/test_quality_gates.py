@@ -20,6 +20,7 @@ from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.evaluation.predictions import build_predictions_table
 from mnist_pipeline.jobs import full_pipeline_job
 from mnist_pipeline.model.checks import weights_finite
+from mnist_pipeline.model.config import hyperparameters_run_config
 from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
 from mnist_pipeline.versioning.registry import DamagedFileError, ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset
@@ -136,7 +137,7 @@ def run_with_gate(idx_dir, storage_dir, min_test_accuracy: float, hyperparameter
         resources=resources(idx_dir, storage_dir, min_test_accuracy=min_test_accuracy),
     )
     return defs.resolve_job_def(full_pipeline_job.name).execute_in_process(
-        run_config={"ops": {"hyperparameters": {"config": hyperparameters}}},
+        run_config=hyperparameters_run_config(**hyperparameters),
         raise_on_error=False,
     )
 
