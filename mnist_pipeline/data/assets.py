@@ -9,12 +9,16 @@ import numpy as np
 
 from mnist_pipeline.data.dataset import NUM_CLASSES, DigitDataset
 from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.data.sources import MnistUnavailableError
 from mnist_pipeline.display import rounded
 from mnist_pipeline.versioning.code_version import code_version
 from mnist_pipeline.versioning.content import dataset_version, json_version
 
 GROUP = "data"
 OWNERS = ["team:ml-platform"]
+# A download that failed on the network is tried again, after 5, 10 and 20 s; nothing else is retried.
+FETCH_RETRIES = 3
+FETCH_RETRY_DELAY_S = 5
 
 
 def class_counts(labels: np.ndarray, names: list[str]) -> dict[str, int]:
@@ -81,12 +85,22 @@ with warnings.catch_warnings():
     tags={"domain": "data"},
     deps=[mnist_files],
     code_version=code_version(__name__, "raw_mnist"),
-    # Fetching is the one flaky step (network); it alone retries, and each retry shows in the run log.
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    # No RetryPolicy: it would retry every error (a bad directory, unwritable storage) for about a minute.
+    # The body asks for a retry itself, only when a download failed on the network.
 )
 def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> dg.Output[DigitDataset]:
     """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9, with the ten class names."""
-    loaded = mnist_source.load(log=context.log.info)
+    try:
+        loaded = mnist_source.load(log=context.log.info)
+    except MnistUnavailableError as error:
+        if not error.retryable or context.retry_number >= FETCH_RETRIES:
+            raise  # the last attempt fails with the cause itself, not Dagster's "Exceeded max_retries"
+        delay = FETCH_RETRY_DELAY_S * 2**context.retry_number
+        context.log.warning(
+            f"A download of MNIST failed, trying again in {delay} s "
+            f"(retry {context.retry_number + 1} of {FETCH_RETRIES}): {error}"
+        )
+        raise dg.RetryRequested(max_retries=FETCH_RETRIES, seconds_to_wait=delay) from error
     metadata = describe(loaded.dataset)
     metadata["source"] = loaded.source
     metadata["source_location"] = loaded.location

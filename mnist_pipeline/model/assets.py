@@ -29,10 +29,21 @@ OWNERS = ["team:ml-platform"]
 def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) -> dg.Output[dict]:
     """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad).
 
-    Stored resolved: the preset's recipe filled in wherever the config leaves a value unset.
+    Stored resolved: every value the preset's recipe trains with, overrides included.
     """
     values = config.resolved()
-    return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=dict(values))
+    overrides = config.overrides()
+    # Said out loud, so values kept from another preset's block in the Launchpad are never silent.
+    context.log.info(
+        f"The {values['preset']} preset's recipe"
+        + (": " if not overrides else " with overrides: ")
+        + ", ".join(
+            f"{field} {value}" + (f" (the preset's: {overrides[field][1]})" if field in overrides else "")
+            for field, value in config.recipe().items()
+        )
+    )
+    metadata = {**values, "preset_overrides": dg.MetadataValue.json({field: value for field, (value, _) in overrides.items()})}
+    return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=metadata)
 
 
 @dg.asset(
