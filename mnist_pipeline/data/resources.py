@@ -91,7 +91,7 @@ class MnistSource(dg.ConfigurableResource):
         if self.resolved_data_dir() is None:
             return dict(MNIST_SHA256)
         found = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.current_files().items()}
-        classes = Path(self.data_dir).expanduser() / CLASSES_FILE
+        classes = Path(self.resolved_data_dir()).expanduser() / CLASSES_FILE
         if classes.is_file():  # new or renamed classes change the data too (absent, the version is as before)
             found["class_names"] = hashlib.sha256(classes.read_bytes()).hexdigest()
         return found
