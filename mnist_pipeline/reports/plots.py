@@ -58,7 +58,7 @@ def to_png(figure: Figure) -> bytes:
     PNG, with no visible difference for these flat-coloured figures, so every
     plot stays well under 100 KB in the event log.
     """
-    from PIL import Image  # Pillow: a dependency of matplotlib
+    from PIL import Image  # Pillow, declared in pyproject.toml (matplotlib needs it too)
 
     rendered = io.BytesIO()
     figure.savefig(rendered, format="png", dpi=DPI)
