@@ -116,7 +116,7 @@ def ensure_cache(cache_dir: Path) -> None:
     from mnist_pipeline.data.resources import MnistSource
     from mnist_pipeline.resources import resources_for_env
 
-    sources = resources_for_env()["mnist_source"].download_sources  # as MNIST_PIPELINE_ENV says
+    sources = resources_for_env()["mnist_source"].resolved_download_sources()  # as MNIST_PIPELINE_ENV says
     MnistSource(cache_dir=str(cache_dir), download_sources=sources).load(log=lambda m: print(m, file=sys.stderr))
 
 

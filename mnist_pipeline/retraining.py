@@ -74,15 +74,16 @@ def weekly_retraining(context: dg.ScheduleEvaluationContext, mnist_source: Mnist
     description="Retrain when the IDX files in MNIST_DATA_DIR are added or changed.",
 )
 def mnist_files_changed(context: dg.SensorEvaluationContext, mnist_source: MnistSource):
-    if mnist_source.data_dir is None:
+    data_dir = mnist_source.resolved_data_dir()
+    if data_dir is None:
         return dg.SkipReason("No data directory configured: MNIST is identified by its published hashes and cannot change.")
     files_version = mnist_source.files_version()
     known = context.cursor or files_version_in_use(context.instance)
     if files_version == known:
-        return dg.SkipReason(f"The files in {mnist_source.data_dir} are unchanged.")
+        return dg.SkipReason(f"The files in {data_dir} are unchanged.")
     context.update_cursor(files_version)
     selection = retraining_selection(context.repository_def, context.instance, files_version)
     if not selection:
-        return dg.SkipReason(f"The files in {mnist_source.data_dir} changed back to what the stored data was built from.")
-    context.log.info(f"Files in {mnist_source.data_dir} changed: requesting {describe(selection)}")
+        return dg.SkipReason(f"The files in {data_dir} changed back to what the stored data was built from.")
+    context.log.info(f"Files in {data_dir} changed: requesting {describe(selection)}")
     return dg.RunRequest(asset_selection=selection, tags={"mnist/trigger": "files_changed", "mnist/files_version": files_version})

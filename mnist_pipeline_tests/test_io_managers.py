@@ -53,10 +53,10 @@ def test_npz_round_trip_without_pickle(storage_dir, synthetic_dataset):
     path = storage_dir / "raw_mnist.npz"
     assert context.get_logged_metadata()["path"] == dg.MetadataValue.path(str(path))
     with np.load(path, allow_pickle=False) as stored:  # would raise on any object array
-        assert sorted(stored.files) == sorted(synthetic_dataset.arrays())
+        assert sorted(stored.files) == sorted(synthetic_dataset.stored_arrays())
     loaded = fetch(manager, "raw_mnist")
     assert isinstance(loaded, DigitDataset)
-    for name, array in synthetic_dataset.arrays().items():
+    for name, array in synthetic_dataset.stored_arrays().items():
         np.testing.assert_array_equal(getattr(loaded, name), array)
         assert getattr(loaded, name).dtype == array.dtype
 

@@ -9,6 +9,7 @@ from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.definitions import all_assets, all_checks
 from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
+from mnist_pipeline.model.config import hyperparameters_config
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.resources import storage_resources
 from mnist_pipeline.storage.io_managers import KerasModelIOManager
@@ -16,7 +17,7 @@ from mnist_pipeline.versioning.content import model_version
 from mnist_pipeline.versioning.registry import ModelRegistry, UnknownModelVersionError
 from mnist_pipeline.versioning.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
 
-FAST = {"epochs": 1, "batch_size": 30}
+FAST = hyperparameters_config(epochs=1, batch_size=30)
 EVERYTHING = [
     "compiled_model", "digit_plots", "evaluation_metrics", "hyperparameters", "predictions_table", "production_model",
     "raw_mnist", "scaled_mnist", "trained_model",
@@ -86,7 +87,7 @@ def test_changed_code_of_one_asset_recomputes_it_and_its_downstream_only(warm, i
 
 
 def test_changed_hyperparameter_retrains_but_leaves_the_data_alone(warm, instance):
-    assert update(warm, instance, hyperparameters={**FAST, "learning_rate": 0.02}) == RETRAINED
+    assert update(warm, instance, hyperparameters=hyperparameters_config(epochs=1, batch_size=30, learning_rate=0.02)) == RETRAINED
 
 
 def test_changed_seed_retrains_but_leaves_the_data_alone(warm, instance):

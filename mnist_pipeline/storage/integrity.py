@@ -51,6 +51,32 @@ def verify_file(path: Path, expected_sha256: str, *, what: str) -> None:
         )
 
 
+def verify_zip_archive(path: Path, *, what: str) -> None:
+    """Raise IntegrityError unless `path` is a ZIP archive whose every member passes its CRC-32 check.
+
+    For files stored before their SHA-256 was recorded (a .keras model is a ZIP archive): it catches
+    truncation and damage to any member, though not a whole archive replaced by another sound one.
+    """
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise IntegrityError(f"{path}: expected {what} (a ZIP archive), found no file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+        raise IntegrityError(
+            f"{path}: expected {what} (a ZIP archive), found {path.stat().st_size} bytes that are not one "
+            f"({type(error).__name__}: {error}): the file is damaged"
+        ) from error
+    if bad_member is not None:
+        raise IntegrityError(
+            f"{path}: expected {what} (a ZIP archive), found member {bad_member!r} failing its CRC-32 check: the file is damaged"
+        )
+
+
 # --- Directories, records beside an artifact, and not hashing an unchanged file twice -------------
 
 RECORD_SUFFIX = ".sha256.json"

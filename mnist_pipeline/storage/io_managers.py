@@ -21,7 +21,7 @@ import json
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import dagster as dg
 import numpy as np
@@ -72,7 +72,8 @@ class FileIOManager(dg.ConfigurableIOManager):
         description="Absolute directory for artifacts; defaults to <pipeline home>/storage.",
     )
 
-    extension: str = ""
+    # Part of the storage format, not a setting: a ClassVar, so the Launchpad does not offer it as config.
+    extension: ClassVar[str] = ""
 
     def storage_dir(self) -> Path:
         return Path(self.base_dir).expanduser().resolve() if self.base_dir else default_storage_dir()
@@ -166,11 +167,11 @@ class NpzIOManager(FileIOManager):
     A step reads only what it touches: the evaluation steps never page in the training images.
     """
 
-    extension: str = ".npz"
+    extension: ClassVar[str] = ".npz"
 
     def dump(self, obj: DigitDataset, path: Path) -> None:
         with open(path, "wb") as handle:
-            np.savez(handle, **obj.arrays())
+            np.savez(handle, **obj.stored_arrays())
 
     def load(self, path: Path) -> DigitDataset:
         return DigitDataset.from_arrays(load_npz_memory_mapped(path), source=str(path))
@@ -186,7 +187,7 @@ class KerasModelIOManager(FileIOManager):
     mnist_pipeline/history.json), so model and history are replaced together.
     """
 
-    extension: str = ".keras"
+    extension: ClassVar[str] = ".keras"
 
     def dump(self, obj: Any, path: Path) -> None:
         model = obj.model if isinstance(obj, TrainedModel) else obj
@@ -209,7 +210,7 @@ class KerasModelIOManager(FileIOManager):
 class JsonIOManager(FileIOManager):
     """dict of plain values <-> .json."""
 
-    extension: str = ".json"
+    extension: ClassVar[str] = ".json"
 
     def dump(self, obj: dict, path: Path) -> None:
         path.write_text(json.dumps(obj, indent=2, sort_keys=True))
@@ -221,7 +222,7 @@ class JsonIOManager(FileIOManager):
 class ParquetIOManager(FileIOManager):
     """pandas.DataFrame <-> .parquet."""
 
-    extension: str = ".parquet"
+    extension: ClassVar[str] = ".parquet"
 
     def dump(self, obj, path: Path) -> None:
         obj.to_parquet(path, index=False)
@@ -235,7 +236,7 @@ class ParquetIOManager(FileIOManager):
 class PngDirectoryIOManager(FileIOManager):
     """dict of name -> PNG bytes <-> a directory of <name>.png files, published at once."""
 
-    extension: str = ""
+    extension: ClassVar[str] = ""
 
     def write(self, obj: dict[str, bytes], path: Path) -> None:
         atomic_publish_directory(path, {f"{name}.png": content for name, content in obj.items()})
