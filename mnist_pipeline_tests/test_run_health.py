@@ -1,5 +1,6 @@
 """A run whose process is SIGKILLed ends up FAILURE, not STARTED forever (real processes, a real daemon)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from mnist_pipeline.model.config import hyperparameters_run_config
 from mnist_pipeline.run_health import fail_dead_runs, process_alive, run_process
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
@@ -141,29 +143,40 @@ def test_dead_cli_run_is_failed_and_a_live_one_left_alone(bigger_idx_dir, tmp_pa
         stop(process)
 
 
-def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path):
-    """`dagster-daemon` (as `dagster dev` runs it) with the scripts' settings; `mnist-pipeline run` SIGKILLed."""
-    home = dagster_home_with_script_settings(tmp_path)
-    env = pipeline_env(home, bigger_idx_dir, tmp_path / "pipeline_home")
+def write_workspace(tmp_path: Path) -> Path:
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: mnist_pipeline.definitions\n"
         f"      working_directory: {REPO}\n      location_name: mnist_pipeline\n"
     )
+    return workspace
+
+
+def start_daemon(instance: dg.DagsterInstance, env: dict, workspace: Path, log: Path) -> subprocess.Popen:
+    """`dagster-daemon run`, as `dagster dev` runs it, once its sensor and monitoring loops are going."""
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+            cwd=workspace.parent, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + 180
+    while not {"SENSOR", "MONITORING"} <= set(instance.get_daemon_heartbeats()):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            stop(daemon)
+            pytest.fail(f"the daemon did not start its sensor and monitoring loops:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+    return daemon
+
+
+def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path):
+    """`dagster-daemon` (as `dagster dev` runs it) with the scripts' settings; `mnist-pipeline run` SIGKILLed."""
+    home = dagster_home_with_script_settings(tmp_path)
+    env = pipeline_env(home, bigger_idx_dir, tmp_path / "pipeline_home")
     daemon_log, run_log = tmp_path / "daemon.log", tmp_path / "run.log"
     daemon = run = None
     try:
         with open_instance(home) as instance:  # its storage created before another process opens it
-            with open(daemon_log, "wb") as out:
-                daemon = subprocess.Popen(
-                    [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                    cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            deadline = time.monotonic() + 180
-            while not {"SENSOR", "MONITORING"} <= set(instance.get_daemon_heartbeats()):
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the daemon did not start its sensor and monitoring loops:\n{daemon_log.read_text()[-3000:]}")
-                time.sleep(1)
+            daemon = start_daemon(instance, env, write_workspace(tmp_path), daemon_log)
             run = start_cli_run(env, run_log)
             started = wait_until_started(instance, run, run_log)
             os.kill(run.pid, signal.SIGKILL)
@@ -175,6 +188,45 @@ def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path):
             ), daemon_log.read_text()[-3000:]
     finally:
         stop(run)
+        stop(daemon)
+
+
+def test_a_run_launched_through_the_code_server_is_failed_when_its_process_is_killed(bigger_idx_dir, tmp_path):
+    """What the UI and the daemon launch: the code server that started the run's process fails it (Dagster's own
+    doing, with or without these settings), well before the sensor's next evaluation."""
+    home = dagster_home_with_script_settings(tmp_path)
+    env = pipeline_env(home, bigger_idx_dir, tmp_path / "pipeline_home")
+    workspace = write_workspace(tmp_path)
+    daemon_log = tmp_path / "daemon.log"
+    daemon = None
+    try:
+        with open_instance(home) as instance:
+            daemon = start_daemon(instance, env, workspace, daemon_log)
+            config = json.dumps(hyperparameters_run_config(epochs=50, batch_size=30))
+            launch = subprocess.run(  # queued; the daemon launches it through its code server
+                [str(BIN / "dagster"), "job", "launch", "-w", str(workspace), "-j", "mnist_full_pipeline", "--config-json", config],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            )
+            assert launch.returncode == 0, launch.stderr[-3000:]
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                started = [r for r in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                           if run_process(instance, r.run_id)]
+                if started:
+                    break
+                time.sleep(0.5)
+            else:
+                pytest.fail(f"the launched run never started:\n{daemon_log.read_text()[-3000:]}")
+            pid, _ = run_process(instance, started[0].run_id)
+            assert pid not in (os.getpid(), daemon.pid), "the run executes in a process of its own"
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            wait_for_status(instance, started[0].run_id, dg.DagsterRunStatus.FAILURE, timeout=60)
+            seconds = time.monotonic() - killed_at
+            engine_messages = [e.dagster_event.message for e in instance.all_logs(started[0].run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+            assert any(f"Run execution process for {started[0].run_id} was terminated by signal 9 (SIGKILL)" in m for m in engine_messages), engine_messages
+            print(f"marked FAILURE {seconds:.1f} s after the kill")
+    finally:
         stop(daemon)
 
 
