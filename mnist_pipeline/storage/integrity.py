@@ -88,13 +88,18 @@ def _stat_identity(path: Path) -> tuple[int, ...]:
 
 
 # path -> (stat identity when hashed, SHA-256), for this process only, never stored. Every write
-# to a file changes its size, mtime or ctime (ctime cannot be set from user space), so a file whose
-# identity is unchanged since this process hashed it still has that hash, and a run's later steps
-# need not read a 200 MB data set again to verify it. A new process reads every file again.
+# to a file changes its size or mtime, and ctime (which cannot be set from user space), so a file
+# whose identity is unchanged since this process hashed it still has that hash, and a run's later
+# steps need not read a 200 MB data set again to verify it. A new process reads every file again.
 _HASHED: dict[Path, tuple[tuple[int, ...], str]] = {}
-# File timestamps advance in clock ticks (a few milliseconds): a write in the same tick as the
-# hash would not show in them. A hash is remembered only for a file last changed well before it.
+# File timestamps advance in clock ticks (a few milliseconds): a write in the same tick as the last
+# one would not show in them. A hash is remembered only for a file last written well before then.
 _TIMESTAMP_MARGIN_NS = 100_000_000
+
+
+def _remember(path: Path, identity: tuple[int, ...], sha256: str) -> None:
+    if identity[3] < time.time_ns() - _TIMESTAMP_MARGIN_NS:  # mtime
+        _HASHED[path] = (identity, sha256)
 
 
 def stored_file_sha256(path: Path) -> str:
@@ -105,10 +110,28 @@ def stored_file_sha256(path: Path) -> str:
     if known is not None and known[0] == before:
         return known[1]
     found = file_sha256(path)
-    after = _stat_identity(path)
-    if after == before and after[-1] < time.time_ns() - _TIMESTAMP_MARGIN_NS:
-        _HASHED[path] = (after, found)
+    if _stat_identity(path) == before:  # not written to while being read
+        _remember(path, before, found)
     return found
+
+
+def hash_before_publishing(tmp: Path) -> tuple[str, tuple[int, ...]]:
+    """SHA-256 of a file about to be renamed into place, and its identity, for `remember_published`.
+
+    Hashed before the rename, the artifact and the record of its hash appear within moments of each
+    other, not a whole hash apart, for any process reading both in between.
+    """
+    return file_sha256(tmp), _stat_identity(tmp)
+
+
+def remember_published(path: Path, hashed: tuple[str, tuple[int, ...]]) -> None:
+    """Remember the hash `hash_before_publishing` gave, if `path` is still that file, renamed into place
+    (same inode, size and mtime: a rename changes only its ctime)."""
+    sha256, before = hashed
+    path = Path(path).absolute()
+    now = _stat_identity(path)
+    if now[:4] == before[:4]:
+        _remember(path, now, sha256)
 
 
 def directory_sha256(path: Path) -> str:

@@ -34,8 +34,10 @@ from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
 from mnist_pipeline.storage.integrity import (
     IntegrityError,
+    hash_before_publishing,
     record_path,
     recorded_sha256,
+    remember_published,
     stored_sha256,
     verify_stored,
     write_record,
@@ -107,13 +109,21 @@ class FileIOManager(dg.ConfigurableIOManager):
 
     def publish(self, obj: Any, path: Path) -> str:
         """Write `obj` to `path` atomically, then record its SHA-256 beside it; returns the SHA-256."""
-        self.write(obj, path)
-        sha256 = stored_sha256(path)
+        sha256 = self.write(obj, path) or stored_sha256(path)
         write_record(path, sha256, file=path.name, written_at=time.time())
         return sha256
 
-    def write(self, obj: Any, path: Path) -> None:
-        atomic_write(path, lambda tmp: self.dump(obj, tmp))
+    def write(self, obj: Any, path: Path) -> str | None:
+        """Write `obj` to `path` atomically; returns its SHA-256 if it was hashed on the way."""
+        hashed: list = []
+
+        def dump_and_hash(tmp: Path) -> None:
+            self.dump(obj, tmp)
+            hashed.append(hash_before_publishing(tmp))
+
+        atomic_write(path, dump_and_hash)
+        remember_published(path, hashed[0])
+        return hashed[0][0]
 
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.upstream_output.asset_key if context.upstream_output else context.asset_key
@@ -239,6 +249,7 @@ class PngDirectoryIOManager(FileIOManager):
     extension: ClassVar[str] = ""
 
     def write(self, obj: dict[str, bytes], path: Path) -> None:
+        """Publish the PNGs as one directory; None, so `publish` hashes what was published (a few small files)."""
         atomic_publish_directory(path, {f"{name}.png": content for name, content in obj.items()})
 
     def file_metadata(self, obj: dict[str, bytes], path: Path) -> dict[str, dg.MetadataValue]:
