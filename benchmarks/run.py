@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 BARE_SCRIPT = REPO / "benchmarks" / "bare_keras.py"
 TIMED_RUN = REPO / "benchmarks" / "timed_run.py"
 TRAINING_LOOPS = REPO / "benchmarks" / "training_loops.py"
+DAGSTER_FLOOR = REPO / "benchmarks" / "dagster_floor.py"
 PARTS = ("startup", "comparison", "training", "presets")
 IMPORT_RUNS = 5
 
@@ -278,6 +279,15 @@ def run_default_pipeline(work: Path, cache_dir: Path, epochs: int | None, name: 
     }
 
 
+def run_dagster_floor(work: Path, name: str) -> dict:
+    """benchmarks/dagster_floor.py in a fresh DAGSTER_HOME: the pipeline's job with empty steps."""
+    dagster_home = work / name / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "dagster.yaml", dagster_home / "dagster.yaml")
+    measured = run_measured([sys.executable, str(DAGSTER_FLOOR)], child_env(DAGSTER_HOME=str(dagster_home)), work / name / "logs")
+    return {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s}
+
+
 def median_run(runs: list[dict]) -> dict:
     """Field by field, the median of the runs (the runs themselves are kept beside it)."""
     merged: dict = {}
@@ -310,21 +320,23 @@ def measure_comparison(work: Path, cache_dir: Path, epochs: int | None, rounds: 
 
     The sides: the bare script as the tutorial writes it (Keras's defaults), the same script with the
     pipeline's steps per call into TensorFlow (the one training setting the pipeline tunes), and a
-    cold `mnist-pipeline run`.
+    cold `mnist-pipeline run`; and beside them Dagster's floor, the pipeline's job with empty steps.
     """
     recipe = default_recipe(epochs)
     steps = pipeline_steps_per_call(cache_dir, recipe)
-    runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+    runs: dict[str, list[dict]] = {side: [] for side in [*SIDES, "floor"]}
     for round_number in range(rounds):
-        for side in rotated(list(SIDES), round_number):
+        for side in rotated(list(runs), round_number):
             print(f"comparison, round {round_number + 1}/{rounds}: {side} {recipe}", file=sys.stderr)
             name = f"{side}-{round_number}"
             if side == "bare":
                 runs[side].append(run_bare(work, cache_dir, recipe, name))
             elif side == "bare_tuned":
                 runs[side].append(run_bare(work, cache_dir, recipe, name, steps_per_execution=steps))
-            else:
+            elif side == "pipeline":
                 runs[side].append(run_default_pipeline(work, cache_dir, epochs, name))
+            else:
+                runs[side].append(run_dagster_floor(work, name))
     return {
         "recipe": recipe,
         "steps_per_execution": steps,
@@ -450,6 +462,7 @@ def comparison_rows(comparison: dict) -> list[str]:
     outside_allowed = OUTSIDE_TRAINING_FACTOR * outside_training(tuned)
     memory_allowed = tuned["peak_rss_mib"] * (1 + MEMORY_FRACTION)
     accuracies = {side["test_accuracy"] for side in (bare, tuned, pipe)}
+    floor = comparison.get("floor")
 
     def cpu_outside(side: dict) -> str:
         return f"{side['outside_training_cpu_s']:.1f} s" if "outside_training_cpu_s" in side else "–"
@@ -466,6 +479,8 @@ def comparison_rows(comparison: dict) -> list[str]:
         f"| ≤ {OUTSIDE_TRAINING_FACTOR}x the tuned script's = {outside_allowed:.1f} s "
         f"| {verdict(outside_training(pipe) <= outside_allowed)} |",
         f"| CPU time outside training | {cpu_outside(bare)} | {cpu_outside(tuned)} | {cpu_outside(pipe)} | | |",
+        *([f"| of which Dagster alone: the same job with empty steps (benchmarks/dagster_floor.py), launch to exit "
+           f"| | | {floor['wall_s']:.1f} s wall, {floor['cpu_s']:.1f} s CPU | | |"] if floor else []),
         f"| peak memory (RSS) | {bare['peak_rss_mib']:.0f} MiB | {tuned['peak_rss_mib']:.0f} MiB | {pipe['peak_rss_mib']:.0f} MiB "
         f"(x{pipe['peak_rss_mib'] / tuned['peak_rss_mib']:.2f}) | ≤ tuned script + 10% = {memory_allowed:.0f} MiB "
         f"| {verdict(pipe['peak_rss_mib'] <= memory_allowed)} |",
@@ -489,7 +504,8 @@ def comparison_rounds(comparison: dict) -> str:
         sides = ", ".join(
             f"{side} {run['wall_s']:.1f} s ({outside_training(run):.1f} s outside training)" for side, run in zip(SIDES, runs)
         )
-        rounds.append(f"round {number}: {sides}")
+        floor = comparison.get("floor_runs", [])
+        rounds.append(f"round {number}: {sides}" + (f", Dagster alone {floor[number - 1]['wall_s']:.1f} s" if floor else ""))
     return "; ".join(rounds)
 
 

@@ -5,6 +5,7 @@ No timing targets here: those are for benchmarks/run.py on a known machine.
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -187,8 +188,9 @@ def fabricated_results(pipeline_wall: float, pipeline_outside: float, pipeline_r
         "startup": {"median_s": import_s, "min_s": import_s, "max_s": import_s, "tensorflow_imported": False},
         "comparison": {"recipe": {"epochs": 10, "batch_size": 32, "optimizer": "sgd", "learning_rate": 0.01,
                                   "validation_fraction": 0.1, "seed": 0}, "steps_per_execution": 8, "rounds": 1,
-                       "bare": bare, "bare_tuned": tuned, "pipeline": pipeline,
-                       "bare_runs": [bare], "bare_tuned_runs": [tuned], "pipeline_runs": [pipeline]},
+                       "bare": bare, "bare_tuned": tuned, "pipeline": pipeline, "floor": {"wall_s": 3.1, "cpu_s": 5.9},
+                       "bare_runs": [bare], "bare_tuned_runs": [tuned], "pipeline_runs": [pipeline],
+                       "floor_runs": [{"wall_s": 3.1, "cpu_s": 5.9}]},
         "presets": {
             "fast": [{"seed": s, "test_accuracy": a, "val_accuracy": 0.99, "training_seconds": 9.0, "epochs": 3,
                       "batch_size": 120} for s, a in enumerate([0.991, 0.992, 0.993])],
@@ -221,7 +223,9 @@ def test_report_passes_what_meets_the_targets(harness):
     assert "| 99.20% ± 0.10 (99.10–99.30) |" in table["fast"]
     assert table["best"].endswith("| **FAIL** |")  # 99.4% < 99.5%
     assert ("round 1: bare 84.3 s (6.2 s outside training), bare_tuned 60.0 s (6.0 s outside training), "
-            "pipeline 65.9 s (9.0 s outside training)") in text
+            "pipeline 65.9 s (9.0 s outside training), Dagster alone 3.1 s") in text
+    floor = next(row for key, row in table.items() if key.startswith("of which Dagster alone"))
+    assert floor.endswith("| | | 3.1 s wall, 5.9 s CPU | | |")
 
 
 def test_report_fails_what_misses_the_targets(harness):
@@ -278,3 +282,34 @@ def test_bad_arguments_are_rejected_naming_them(harness, argv, capsys):
         harness.main(argv)
     error = capsys.readouterr().err
     assert argv[0] in error and "found" in error
+
+
+def graph_shape(definitions, job_name: str) -> tuple:
+    """Assets and their parents, checks, and each step of the job with its inputs: what makes a run's events."""
+    graph = definitions.resolve_asset_graph()
+    assets = {key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
+              for key in graph.get_all_asset_keys()}
+    checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
+    job = definitions.resolve_job_def(job_name)
+    steps = {node.name: sorted(input_def.name for input_def in node.definition.input_defs) for node in job.nodes}
+    return assets, checks, steps
+
+
+def test_dagster_floor_has_the_pipeline_s_graph():
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.jobs import full_pipeline_job
+
+    floor = load_script("dagster_floor")
+    pipeline_assets, pipeline_checks, pipeline_steps = graph_shape(defs, full_pipeline_job.name)
+    floor_assets, floor_checks, floor_steps = graph_shape(floor.defs, floor.JOB_NAME)
+    assert floor_assets == pipeline_assets
+    assert floor_checks == pipeline_checks
+    assert floor_steps == pipeline_steps and len(floor_steps) == 15
+
+
+def test_dagster_floor_runs_the_job_with_empty_steps(harness, tmp_path):
+    measured = harness.run_dagster_floor(tmp_path, "floor")
+    assert measured["wall_s"] > 0 and measured["cpu_s"] > 0
+    printed = (tmp_path / "floor" / "logs" / "stdout.txt").read_text()
+    events = re.fullmatch(r"Run [0-9a-f-]+: succeeded, (\d+) events\n", printed)
+    assert events and int(events[1]) >= 140, printed  # 150 in Dagster 1.13; a 1-epoch pipeline run writes 154
