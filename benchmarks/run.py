@@ -349,8 +349,8 @@ def measure_comparison(work: Path, cache_dir: Path, epochs: int | None, rounds: 
 # The training part's configurations: (batch loop, steps per call), the latter 1 or the pipeline's.
 LOOPS = {
     "keras": "Keras's own: `fit` on NumPy arrays, as the bare script",
-    "pipeline": "the pipeline's: `fit_resumably` (one tensor copy, batches by tf.gather, tf.data autotune off, "
-                "prefetch 2, a checkpoint per epoch)",
+    "pipeline": "the pipeline's: `fit_resumably` (TensorFlow's op determinism on, one tensor copy, batches by "
+                "tf.gather, tf.data autotune off, prefetch 2, a checkpoint per epoch)",
 }
 
 

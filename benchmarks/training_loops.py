@@ -10,9 +10,9 @@ Where the pipeline's training speed comes from, measured rather than assumed
   --loop keras     the bare script's training (benchmarks/bare_keras.py): Keras's `fit` on the
                    NumPy arrays, which slices and shuffles them itself
   --loop pipeline  the pipeline's training function, model/training.py's `fit_resumably`, as the
-                   trained_model asset calls it: one tensor copy of the images, each batch
-                   gathered from it by tf.gather, tf.data autotuning off, two batches prefetched,
-                   a checkpoint after every epoch
+                   trained_model asset calls it: TensorFlow's op determinism on, one tensor copy
+                   of the images, each batch gathered from it by tf.gather, tf.data autotuning
+                   off, two batches prefetched, a checkpoint after every epoch
 
 Both train the same network from the same initial weights, on the same data and
 split. `--steps-per-execution` sets Keras's steps_per_execution; for the

@@ -313,3 +313,35 @@ def test_dagster_floor_runs_the_job_with_empty_steps(harness, tmp_path):
     printed = (tmp_path / "floor" / "logs" / "stdout.txt").read_text()
     events = re.fullmatch(r"Run [0-9a-f-]+: succeeded, (\d+) events\n", printed)
     assert events and int(events[1]) >= 140, printed  # 150 in Dagster 1.13; a 1-epoch pipeline run writes 154
+
+
+def test_cpu_by_step_charges_each_interval_to_what_ran_in_it():
+    sys.path.insert(0, str(BENCHMARKS))  # cpu_by_step imports timed_run beside it
+    by_step = load_script("cpu_by_step")
+    prefix = "mnist_full_pipeline - 0b0e - 42"
+    marks = [
+        ("python started", 0.1), ("imported dagster", 1.1),
+        (f"{prefix} - RUN_START - Started execution of run for \"mnist_full_pipeline\".", 3.1),
+        (f"{prefix} - trained_model - STEP_START - Started execution of step \"trained_model\".", 3.2),
+        (f"{prefix} - trained_model - LOADED_INPUT - Loaded input \"compiled_model\" using input manager \"keras_io_manager\"", 3.5),
+        (f"{prefix} - trained_model - STEP_INPUT - Got input \"compiled_model\" of type \"Any\".", 3.6),
+        ("training starts", 4.0),
+        ("mnist_full_pipeline - 0b0e - trained_model - epoch 1/1: accuracy=0.9", 10.0),
+        ("training ends", 12.0),
+        (f"{prefix} - trained_model - STEP_OUTPUT - Yielded output \"result\" of type \"TrainedModel\".", 12.5),
+        (f"{prefix} - trained_model - ASSET_MATERIALIZATION - Materialized value trained_model.", 13.0),
+        (f"{prefix} - trained_model - STEP_SUCCESS - Finished execution of step \"trained_model\" in 9s.", 13.1),
+        (f"{prefix} - RUN_SUCCESS - Finished execution of run for \"mnist_full_pipeline\".", 13.3),
+        ("the command returned", 13.4),
+    ]
+    spent = by_step.charge(marks, total_cpu=14.0)
+    assert spent == pytest.approx({
+        "start-up: the interpreter, importing Dagster": 1.1,
+        "start-up: the instance, the definitions, creating the run": 2.0,
+        "loading compiled_model": 0.3,
+        "computing trained_model": 0.4 + 0.5,  # before training, and its output after
+        "training": 8.0,
+        "storing outputs": 0.5,
+        "Dagster: events, launching and finishing steps": 0.1 + 0.1 + 0.1 + 0.2 + 0.1,
+        "exit": 0.6,
+    })
