@@ -1,7 +1,7 @@
 """Benchmark: the pipeline against a bare Keras script, where its training speed comes from, start-up cost, and the presets.
 
-    ./scripts/benchmark                                              # everything, as in BENCHMARKS.md (about 45 minutes on 2 cores)
-    ./scripts/benchmark --parts startup,comparison,training          # the comparisons: 3 rounds each, about 20 minutes
+    ./scripts/benchmark                                              # everything, the presets too
+    ./scripts/benchmark --parts startup,comparison,training          # the comparisons, as in BENCHMARKS.md: 3 rounds each
     ./scripts/benchmark --epochs 1 --rounds 1 --parts startup,comparison   # a quick check
     ./scripts/benchmark --parts presets --presets fast --seeds 3     # one preset only
 
