@@ -12,7 +12,8 @@ from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.data.sources import MnistUnavailableError
 from mnist_pipeline.display import rounded
 from mnist_pipeline.versioning.code_version import code_version
-from mnist_pipeline.versioning.content import dataset_version, json_version
+from mnist_pipeline.versioning.content import dataset_version
+from mnist_pipeline.versioning.sources_read import SOURCE_VERSIONS_READ
 
 GROUP = "data"
 OWNERS = ["team:ml-platform"]
@@ -73,7 +74,7 @@ with warnings.catch_warnings():
     )
     def mnist_files(mnist_source: MnistSource) -> dg.ObserveResult:
         return dg.ObserveResult(
-            asset_key="mnist_files", data_version=dg.DataVersion(json_version(mnist_source.fingerprint()))
+            asset_key="mnist_files", data_version=dg.DataVersion(mnist_source.files_version())
         )
 
 
@@ -90,6 +91,8 @@ with warnings.catch_warnings():
 )
 def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> dg.Output[DigitDataset]:
     """The four MNIST arrays exactly as loaded: uint8 images (N, 28, 28) and labels 0..9, with the ten class names."""
+    # Taken before loading: files replaced during the load then count as changed, never as read.
+    files_version = mnist_source.files_version()
     try:
         loaded = mnist_source.load(log=context.log.info)
     except MnistUnavailableError as error:
@@ -102,6 +105,7 @@ def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> d
         )
         raise dg.RetryRequested(max_retries=FETCH_RETRIES, seconds_to_wait=delay) from error
     metadata = describe(loaded.dataset)
+    metadata[SOURCE_VERSIONS_READ] = dg.MetadataValue.json({mnist_files.key.to_user_string(): files_version})
     metadata["source"] = loaded.source
     metadata["source_location"] = loaded.location
     if loaded.sha256:

@@ -14,6 +14,7 @@ from mnist_pipeline.data.dataset import IDX_FILE_NAMES
 from mnist_pipeline.data.idx import IdxFormatError
 from mnist_pipeline.data.sources import CLASSES_FILE, DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
 from mnist_pipeline.paths import default_cache_dir
+from mnist_pipeline.versioning.content import json_version
 
 
 class MnistSource(dg.ConfigurableResource):
@@ -95,3 +96,8 @@ class MnistSource(dg.ConfigurableResource):
         if classes.is_file():  # new or renamed classes change the data too (absent, the version is as before)
             found["class_names"] = hashlib.sha256(classes.read_bytes()).hexdigest()
         return found
+
+    def files_version(self) -> str:
+        """The data version of the files as they are now: what `mnist_files` observes, and what
+        `raw_mnist` records having read."""
+        return json_version(self.fingerprint())

@@ -6,11 +6,19 @@ Every write is atomic (temporary file, then rename), so a failed or killed
 run leaves the previous artifact whole. Nothing is pickled: arrays are .npz
 read with allow_pickle=False, models .keras read with safe_mode=True, tables
 Parquet, metrics JSON, plots PNG.
+
+Every write is followed by a record of the artifact's SHA-256 beside it
+(`<artifact>.sha256.json`, storage/integrity.py), also given as the
+materialization's `sha256` metadata; every load checks the artifact against
+that record first. A damaged or missing artifact is then an error that names
+it and says how to rebuild it, never a confusing failure of the reader, and
+`mnist-pipeline update` counts it as changed (versioning/what_changed.py).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -24,14 +32,36 @@ from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.paths import default_storage_dir
 from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
+from mnist_pipeline.storage.integrity import (
+    IntegrityError,
+    record_path,
+    recorded_sha256,
+    stored_sha256,
+    verify_stored,
+    write_record,
+)
 
 
 class ArtifactMissingError(FileNotFoundError):
-    """An upstream asset has no stored artifact yet."""
+    """An upstream asset has no stored artifact (yet, or any more)."""
+
+
+class DamagedArtifactError(IntegrityError):
+    """A stored artifact does not match the SHA-256 recorded when it was written, or has no record.
+
+    Not transient: retrying cannot repair it; materializing the asset again does.
+    """
+
+
+def rebuild_hint(name: str) -> str:
+    return f"Rebuild it with `mnist-pipeline update` (which rebuilds damaged artifacts), or materialize '{name}' again."
 
 
 class StorageError(OSError):
     """An artifact could not be written where the storage directory says."""
+
+
+SHA256_METADATA = "sha256"  # the materialization's record of what was written
 
 
 class FileIOManager(dg.ConfigurableIOManager):
@@ -61,30 +91,74 @@ class FileIOManager(dg.ConfigurableIOManager):
         path = self.path_for(context.asset_key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.publish(obj, path)
+            sha256 = self.publish(obj, path)
         except OSError as error:
             raise StorageError(
                 f"{path.parent}: expected a writable storage directory for {context.asset_key.to_user_string()}, "
                 f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
             ) from error
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), **self.file_metadata(obj, path)})
+        context.add_output_metadata(
+            {"path": dg.MetadataValue.path(str(path)), SHA256_METADATA: sha256, **self.file_metadata(obj, path)}
+        )
 
     def file_metadata(self, obj: Any, path: Path) -> dict[str, dg.MetadataValue]:
         """Extra metadata about what was written; none by default."""
         return {}
 
-    def publish(self, obj: Any, path: Path) -> None:
+    def publish(self, obj: Any, path: Path) -> str:
+        """Write `obj` to `path` atomically, then record its SHA-256 beside it; returns the SHA-256."""
+        self.write(obj, path)
+        sha256 = stored_sha256(path)
+        write_record(path, sha256, file=path.name, written_at=time.time())
+        return sha256
+
+    def write(self, obj: Any, path: Path) -> None:
         atomic_write(path, lambda tmp: self.dump(obj, tmp))
 
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.upstream_output.asset_key if context.upstream_output else context.asset_key
-        path = self.path_for(key)
+        return self.read(key)
+
+    def read(self, asset_key: dg.AssetKey) -> Any:
+        """The stored value of `asset_key`, once its artifact is verified (see `verified_path`)."""
+        return self.load(self.verified_path(asset_key))
+
+    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> Path:
+        """The path of `asset_key`'s artifact, checked against the SHA-256 recorded when it was written.
+
+        `materialized_sha256`, when given, is the SHA-256 the asset's last materialization recorded:
+        a record that disagrees means the stored artifact is not the one Dagster knows about.
+        Raises ArtifactMissingError or DamagedArtifactError, naming the file and how to rebuild it.
+        """
+        path = self.path_for(asset_key)
+        name = asset_key.to_user_string()
+        what = f"the stored artifact of asset '{name}'"
+        try:
+            expected = recorded_sha256(path)
+        except IntegrityError as error:
+            raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
         if not path.exists():
-            raise ArtifactMissingError(
-                f"{path}: expected the stored artifact of asset '{key.to_user_string()}', found no file. "
-                f"Materialize '{key.to_user_string()}' first."
+            if expected is None:
+                raise ArtifactMissingError(f"{path}: expected {what}, found no file. Materialize '{name}' first.")
+            raise ArtifactMissingError(f"{path}: expected {what} with SHA-256 {expected}, found no file. {rebuild_hint(name)}")
+        if expected is None:
+            # Written before artifacts had records (or not by this pipeline): nothing to check it against.
+            raise DamagedArtifactError(
+                f"{path}: expected {what} with its SHA-256 recorded in {record_path(path).name}, found no record "
+                f"(it was written before records were kept, or by something else), so it cannot be verified. "
+                f"{rebuild_hint(name)}"
             )
-        return self.load(path)
+        if materialized_sha256 is not None and materialized_sha256 != expected:
+            raise DamagedArtifactError(
+                f"{path}: expected {what} with the SHA-256 its last materialization recorded, {materialized_sha256}, "
+                f"found a record of SHA-256 {expected}: the artifact was replaced outside that materialization. "
+                f"{rebuild_hint(name)}"
+            )
+        try:
+            verify_stored(path, expected, what=what)
+        except IntegrityError as error:
+            raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
+        return path
 
 
 class NpzIOManager(FileIOManager):
@@ -164,7 +238,7 @@ class PngDirectoryIOManager(FileIOManager):
 
     extension: ClassVar[str] = ""
 
-    def publish(self, obj: dict[str, bytes], path: Path) -> None:
+    def write(self, obj: dict[str, bytes], path: Path) -> None:
         atomic_publish_directory(path, {f"{name}.png": content for name, content in obj.items()})
 
     def file_metadata(self, obj: dict[str, bytes], path: Path) -> dict[str, dg.MetadataValue]:
