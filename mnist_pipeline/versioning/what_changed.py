@@ -71,13 +71,18 @@ def materialize_what_changed(
     hyperparameters: dict | None = None,
     log: Callable[[str], None] = lambda message: None,
     tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
 ) -> UpdateResult:
     """Observe the source files, set new hyperparameters if given, then run what is unsynced.
 
+    `run_config` goes to every run it launches (the command line's loggers).
     Returns the assets that were unsynced and the run that materialized them
     (None when nothing had changed).
     """
-    observation = defs.resolve_job_def(observe_job_name).execute_in_process(instance=instance, tags=tags)
+    run_config = run_config or {}
+    observation = defs.resolve_job_def(observe_job_name).execute_in_process(
+        instance=instance, tags=tags, run_config=run_config, raise_on_error=False
+    )
     if not observation.success:
         return UpdateResult(run=observation)
     job = defs.resolve_job_def(job_name)
@@ -85,7 +90,7 @@ def materialize_what_changed(
         setting = job.execute_in_process(
             instance=instance,
             asset_selection=[HYPERPARAMETERS],
-            run_config={"ops": {"hyperparameters": {"config": hyperparameters}}},
+            run_config={**run_config, "ops": {"hyperparameters": {"config": hyperparameters}}},
             raise_on_error=False,
             tags=tags,
         )
@@ -96,7 +101,9 @@ def materialize_what_changed(
         log("Nothing changed: every asset is in sync with its code, data and hyperparameters.")
         return UpdateResult()
     log("Unsynced: " + ", ".join(key.to_user_string() for key in changed))
-    run = job.execute_in_process(instance=instance, asset_selection=changed, raise_on_error=False, tags=tags)
+    run = job.execute_in_process(
+        instance=instance, asset_selection=changed, raise_on_error=False, tags=tags, run_config=run_config
+    )
     return UpdateResult(changed=changed, run=run)
 
 
