@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from mnist_pipeline.versioning.what_changed import what_changed
 from mnist_pipeline_tests.test_retraining import change_a_label, evaluate_schedule, evaluate_sensor
 from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
 
@@ -82,6 +83,8 @@ def assert_unchanged_update_does_nothing(defs, instance, idx_dir) -> None:
     assert set(materialized) <= {"raw_mnist"}, f"update rebuilt {materialized}; it said {said}"
     assert seconds < 15, f"an unchanged update took {seconds:.1f} s"
     assert update(defs, instance) == [], "a second update does nothing at all"
+    after = what_changed(instance, defs.resolve_asset_graph())
+    assert after.changed == [] and after.rerecord == [], "Dagster's own records (the UI) say everything is in sync too"
     sensor_outcome, _ = evaluate_sensor(defs, instance, idx_dir)
     assert isinstance(sensor_outcome, dg.SkipReason), sensor_outcome
     assert isinstance(evaluate_schedule(defs, instance, idx_dir), dg.SkipReason)

@@ -104,21 +104,28 @@ def damaged_artifacts(
     """Among `keys`, the materialized assets whose stored artifact is missing, damaged or unrecorded, with why.
 
     Each artifact is checked as a load checks it, and against the SHA-256 its last
-    materialization recorded. `resources` are a Definitions' or a repository's.
+    materialization recorded. `resources` are a Definitions' (IO manager objects) or a
+    repository's (resource definitions, built here).
     """
-    io_manager_keys = {asset_graph.get(key).io_manager_key for key in keys}
+    names = {asset_graph.get(key).io_manager_key for key in keys} & set(resources)
+    managers = {name: resources[name] for name in names if isinstance(resources[name], FileIOManager)}
+    definitions = {name: resources[name] for name in names - set(managers)}
+    if definitions:
+        with dg.build_resources(definitions, instance=instance) as built:
+            managers.update({name: getattr(built, name) for name in definitions})
+    # One query for every asset's last materialization.
+    last = {record.asset_entry.asset_key: record.asset_entry.last_materialization for record in instance.get_asset_records(list(keys))}
     damaged: dict[dg.AssetKey, str] = {}
-    with dg.build_resources({name: resources[name] for name in io_manager_keys if name in resources}) as built:
-        for key in keys:
-            manager = getattr(built, asset_graph.get(key).io_manager_key, None)
-            materialization = _latest_materialization(instance, key)
-            if not isinstance(manager, FileIOManager) or materialization is None:
-                continue  # not stored by this pipeline's IO managers, or never materialized (missing anyway)
-            recorded = materialization.metadata.get(SHA256_METADATA)
-            try:
-                manager.verified_path(key, materialized_sha256=recorded.value if recorded is not None else None)
-            except (ArtifactMissingError, DamagedArtifactError) as problem:
-                damaged[key] = str(problem)
+    for key in keys:
+        manager = managers.get(asset_graph.get(key).io_manager_key)
+        materialization = last[key].asset_materialization if last.get(key) is not None else None
+        if not isinstance(manager, FileIOManager) or materialization is None:
+            continue  # not stored by this pipeline's IO managers, or never materialized (missing anyway)
+        recorded = materialization.metadata.get(SHA256_METADATA)
+        try:
+            manager.verified_path(key, materialized_sha256=recorded.value if recorded is not None else None)
+        except (ArtifactMissingError, DamagedArtifactError) as problem:
+            damaged[key] = str(problem)
     return damaged
 
 
