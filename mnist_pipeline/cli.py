@@ -1,11 +1,15 @@
 """Command line for the MNIST pipeline.
 
-  mnist-pipeline run       materialize every asset and print the test accuracy
-  mnist-pipeline update    materialize only what changed (data, code or hyperparameters)
-  mnist-pipeline models    list, show, load, export, promote (roll back), prune trained model versions
+  mnist-pipeline run                    materialize every asset and print the test accuracy
+  mnist-pipeline update                 materialize only what changed (data, code or hyperparameters)
+  mnist-pipeline predictions-and-plots  redraw the predictions table and plots of the stored model
+  mnist-pipeline models                 list, show, load, export, promote (roll back), prune trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
-the UI (`scripts/dev`) afterwards.
+the UI (`scripts/dev`) afterwards. While a run goes, the command prints one
+line per step and, on a terminal, a training progress bar (cli_display.py);
+--verbose prints Dagster's full event log instead. A failed run ends with its
+root cause (run_outcome.py) on stderr and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import argparse
 import functools
 import json
 import os
+import shlex
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
+# The variables that say where a run's history and files are: a command printed for pasting carries those set.
+LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_DIR", "MNIST_CACHE_DIR", "MNIST_DATA_DIR", "MNIST_PIPELINE_ENV")
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
@@ -39,25 +47,46 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _failure_message(result) -> str:
-    failure = next((event for event in result.all_events if event.is_step_failure), None)
-    return failure.step_failure_data.error.message.strip() if failure else "see the run log above"
+def _display(args: argparse.Namespace):
+    """One line per step (and a bar on a terminal), or, with --verbose, no display: Dagster's event log."""
+    from mnist_pipeline.cli_display import StepDisplay
+
+    return nullcontext() if args.verbose else StepDisplay()
 
 
-def _report(result, json_path: str | None) -> None:
-    paths: dict = {}
-    metrics: dict = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        metadata = materialization.metadata
-        key = materialization.asset_key.to_user_string()
-        if "path" in metadata:
-            paths[key] = metadata["path"].value
-        if key == "evaluation_metrics":
-            metrics.update({name: metadata[name].value for name in ("test_accuracy", "test_loss", "model_version")})
-        if key == "trained_model":
-            metrics["training_seconds"] = metadata["training_seconds"].value
-    print(f"\nRun {result.run_id} succeeded.")
+def _pasteable(*arguments: str) -> str:
+    """This program with `arguments`, prefixed by the location variables set now, so it works from any shell."""
+    if sys.argv[0].endswith("__main__.py"):
+        program = [sys.executable, "-m", "mnist_pipeline"]
+    else:
+        program = [os.path.abspath(sys.argv[0])]
+    settings = [f"{name}={shlex.quote(os.environ[name])}" for name in LOCATION_VARIABLES if os.environ.get(name)]
+    return " ".join([*settings, *map(shlex.quote, [*program, *arguments])])
+
+
+def _failure_line(outcome) -> str:
+    """The last line of a failed run: the root cause, or for a model below the accuracy gate, what to do next."""
+    from mnist_pipeline.run_outcome import GATE_VARIABLE
+
+    failure = outcome.failure
+    gate = failure.gate
+    if gate is not None:
+        version = gate.get("model_version") or "?"
+        return (
+            f"Run {outcome.run_id} FAILED the accuracy gate: model {version} has test accuracy "
+            f"{gate['test_accuracy']:.4f}, below the threshold {gate['threshold']:.4f} ({GATE_VARIABLE}); it is "
+            "registered but not served, and its predictions table and plots were skipped. "
+            f"To draw them anyway: {_pasteable('predictions-and-plots')}"
+        )
+    where = f" in step {failure.step}" if failure.step else ""
+    return f"Run {outcome.run_id} FAILED{where}: {failure.message}"
+
+
+def _report(outcome, json_path: str | None, seconds: float) -> int:
+    """The summary (stdout), the --json file, and for a failed run its root cause as the last line (stderr)."""
+    metrics = outcome.metrics
+    verdict = "succeeded" if outcome.success else "FAILED"
+    print(f"\nRun {outcome.run_id} {verdict} in {seconds:.1f} s.")
     if "test_accuracy" in metrics:
         print(
             f"Test accuracy: {metrics['test_accuracy']:.4f}  (test loss {metrics['test_loss']:.4f}, "
@@ -65,62 +94,97 @@ def _report(result, json_path: str | None) -> None:
         )
     if "training_seconds" in metrics:
         print(f"Training: {metrics['training_seconds']:.1f} s")
-    print("Artifacts:")
-    for key, path in paths.items():
-        print(f"  {key:<20} {path}")
+    if outcome.paths:
+        print("Artifacts:" if outcome.success else "Artifacts written before the failure:")
+        for key, path in outcome.paths.items():
+            print(f"  {key:<20} {path}")
     if json_path:
-        Path(json_path).write_text(json.dumps({"run_id": result.run_id, "metrics": metrics, "paths": paths}, indent=2))
+        Path(json_path).write_text(json.dumps(outcome.as_json(), indent=2))
+    if outcome.success:
+        return 0
+    sys.stdout.flush()
+    print(_failure_line(outcome), file=sys.stderr)
+    return 1
+
+
+@functools.cache
+def _definitions():
+    """The code location's definitions with the command line's console logger (cli_display.py)."""
+    from mnist_pipeline.cli_display import with_display
+    from mnist_pipeline.definitions import defs
+
+    return with_display(defs)
 
 
 def full_pipeline():
     """The full job, resolved in the code location. Module-level, so dg.reconstructable can point at it."""
-    from mnist_pipeline.definitions import defs
     from mnist_pipeline.jobs import full_pipeline_job
 
-    return defs.resolve_job_def(full_pipeline_job.name)
+    return _definitions().resolve_job_def(full_pipeline_job.name)
 
 
-def run(args: argparse.Namespace) -> int:
+def predictions_and_plots():
+    """The job that redraws the predictions table and plots from the stored model; module-level like full_pipeline."""
+    from mnist_pipeline.jobs import predictions_and_plots_job
+
+    return _definitions().resolve_job_def(predictions_and_plots_job.name)
+
+
+def _execute(job, args: argparse.Namespace, run_config: dict) -> int:
     import dagster as dg
 
-    hyperparameters = _hyperparameters(args)
-    run_config = {"ops": {"hyperparameters": {"config": hyperparameters}}} if hyperparameters else {}
-    with _instance() as instance:
+    from mnist_pipeline.cli_display import logger_run_config
+    from mnist_pipeline.run_outcome import outcome_of
+
+    started = time.perf_counter()
+    with _instance() as instance, _display(args):
         # execute_job rather than execute_in_process, which keeps every step's output (the data sets,
         # the models) in memory until the run ends. The job's in-process executor still runs every
         # step in this process.
-        with dg.execute_job(dg.reconstructable(full_pipeline), instance, run_config=run_config, raise_on_error=False) as result:
-            if not result.success:
-                print(f"\nRun {result.run_id} FAILED: {_failure_message(result)}", file=sys.stderr)
-                return 1
-            _report(result, args.json)
-    return 0
+        with dg.execute_job(
+            dg.reconstructable(job), instance, run_config={**run_config, **logger_run_config()}, raise_on_error=False
+        ) as result:
+            outcome = outcome_of(result)
+    return _report(outcome, args.json, time.perf_counter() - started)
+
+
+def run(args: argparse.Namespace) -> int:
+    hyperparameters = _hyperparameters(args)
+    return _execute(full_pipeline, args, {"ops": {"hyperparameters": {"config": hyperparameters}}} if hyperparameters else {})
+
+
+def predictions_and_plots_command(args: argparse.Namespace) -> int:
+    """Run mnist_predictions_and_plots: the table and plots of the stored model, even one the accuracy gate refused."""
+    return _execute(predictions_and_plots, args, {})
 
 
 def update(args: argparse.Namespace) -> int:
-    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.cli_display import logger_run_config
     from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job
+    from mnist_pipeline.run_outcome import RunOutcome, outcome_of
     from mnist_pipeline.versioning.what_changed import keys_materialized, materialize_what_changed
 
     started = time.perf_counter()
-    with _instance() as instance:
+    with _instance() as instance, _display(args) as display:
         outcome = materialize_what_changed(
-            defs,
+            _definitions(),
             instance,
             job_name=full_pipeline_job.name,
             observe_job_name=observe_sources_job.name,
             hyperparameters=_hyperparameters(args),
-            log=print,
+            log=display.line if display else print,
+            run_config=logger_run_config(),
         )
-    if not outcome.success:
-        print(f"\nRun {outcome.run.run_id} FAILED: {_failure_message(outcome.run)}", file=sys.stderr)
-        return 1
+    seconds = time.perf_counter() - started
+    if outcome.run is None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(RunOutcome(run_id=None, success=True).as_json(), indent=2))
+    else:
+        code = _report(outcome_of(outcome.run), args.json, seconds)
+        if code:
+            return code
     materialized = keys_materialized(outcome.run) if outcome.run else []
-    if outcome.run is not None:
-        _report(outcome.run, args.json)
-    elif args.json:
-        Path(args.json).write_text(json.dumps({"run_id": None, "metrics": {}, "paths": {}}, indent=2))
-    print(f"Materialized {len(materialized)} asset(s) in {time.perf_counter() - started:.1f} s: {', '.join(materialized) or 'none'}")
+    print(f"Materialized {len(materialized)} asset(s) in {seconds:.1f} s: {', '.join(materialized) or 'none'}")
     return 0
 
 
@@ -310,19 +374,35 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="also write the metrics and artifact paths to this JSON file")
 
 
+def _add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose", action="store_true", help="print Dagster's full event log instead of one line per step"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mnist-pipeline", description="Command line for the MNIST pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run_parser = commands.add_parser("run", help="materialize every asset and print the test accuracy")
     _add_hyperparameter_flags(run_parser)
+    _add_verbose_flag(run_parser)
     run_parser.set_defaults(handler=run)
 
     update_parser = commands.add_parser(
         "update", help="materialize only what changed; hyperparameter flags set new hyperparameters first"
     )
     _add_hyperparameter_flags(update_parser)
+    _add_verbose_flag(update_parser)
     update_parser.set_defaults(handler=update)
+
+    redraw = commands.add_parser(
+        "predictions-and-plots",
+        help="redraw the predictions table and plots of the stored model, also one the accuracy gate refused (no training)",
+    )
+    redraw.add_argument("--json", help="also write the run's outcome and artifact paths to this JSON file")
+    _add_verbose_flag(redraw)
+    redraw.set_defaults(handler=predictions_and_plots_command)
 
     models = commands.add_parser("models", help="trained model versions").add_subparsers(dest="models_command", required=True)
     models.add_parser("list", help="every version, oldest first").set_defaults(handler=models_list)

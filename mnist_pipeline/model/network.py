@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import keras
 from keras import layers
 
 from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
+from mnist_pipeline.model.progress import TrainingWatcher, current_watcher
 
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
 
@@ -61,3 +63,38 @@ class EpochLogger(keras.callbacks.Callback):
         figures = ", ".join(f"{key}={value:.4f}" for key, value in sorted(logs.items()))
         self._log(f"epoch {epoch + 1}/{self._epochs}: {figures}")
 
+
+
+class ProgressForwarder(keras.callbacks.Callback):
+    """Hands training progress to a watcher (model/progress.py): each epoch, and its batches at most every `interval` s.
+
+    Batch updates are throttled here, so a watcher never sees more than a few a
+    second however small the batches. `async_safe` lets Keras run the batch hook
+    on its callback thread, so the training loop does not wait for it.
+    """
+
+    async_safe = True
+
+    def __init__(self, watcher: TrainingWatcher, interval: float = 0.1):
+        super().__init__()
+        self._watcher = watcher
+        self._interval = interval
+        self._last_update = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._watcher.epoch_started(epoch, self.params["epochs"], self.params["steps"])
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self._last_update >= self._interval:
+            self._last_update = now
+            self._watcher.batch_finished(batch + 1, logs or {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._watcher.epoch_finished(epoch, logs or {})
+
+
+def progress_callbacks() -> list[keras.callbacks.Callback]:
+    """A ProgressForwarder when something in this process watches training (the CLI's bar), else nothing."""
+    watcher = current_watcher()
+    return [ProgressForwarder(watcher)] if watcher is not None else []

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import keras
 import numpy as np
 
-from mnist_pipeline.model.network import EpochLogger
+from mnist_pipeline.model.network import EpochLogger, progress_callbacks
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
 from mnist_pipeline.storage.locks import LOCK_FILE
 from mnist_pipeline.versioning.resources import CHECKPOINT_STATE_FILE as STATE_FILE
@@ -175,7 +175,7 @@ def fit_resumably(
                 initial_epoch=start,
                 steps_per_epoch=steps_per_epoch,
                 validation_data=validation,
-                callbacks=[CheckpointEachEpoch(checkpoint_dir, seed, history), EpochLogger(log, epochs)],
+                callbacks=[CheckpointEachEpoch(checkpoint_dir, seed, history), EpochLogger(log, epochs), *progress_callbacks()],
                 shuffle=False,  # the batches above are already in each epoch's order
                 verbose=0,
             )

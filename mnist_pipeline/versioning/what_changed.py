@@ -190,13 +190,18 @@ def materialize_what_changed(
     hyperparameters: dict | None = None,
     log: Callable[[str], None] = lambda message: None,
     tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
 ) -> UpdateResult:
     """Observe the source files, set new hyperparameters if given, then run what is unsynced or damaged.
 
+    `run_config` goes to every run it launches (the command line's loggers).
     Returns the assets that were unsynced or damaged and the run that materialized them
     (None when nothing had changed).
     """
-    observation = defs.resolve_job_def(observe_job_name).execute_in_process(instance=instance, tags=tags)
+    run_config = run_config or {}
+    observation = defs.resolve_job_def(observe_job_name).execute_in_process(
+        instance=instance, tags=tags, run_config=run_config, raise_on_error=False
+    )
     if not observation.success:
         return UpdateResult(run=observation)
     job = defs.resolve_job_def(job_name)
@@ -204,7 +209,7 @@ def materialize_what_changed(
         setting = job.execute_in_process(
             instance=instance,
             asset_selection=[HYPERPARAMETERS],
-            run_config={"ops": {"hyperparameters": {"config": hyperparameters}}},
+            run_config={**run_config, "ops": {"hyperparameters": {"config": hyperparameters}}},
             raise_on_error=False,
             tags=tags,
         )
@@ -224,7 +229,9 @@ def materialize_what_changed(
     if changes.changed:
         log("Unsynced: " + ", ".join(key.to_user_string() for key in changes.changed))
     selection = [*changes.rerecord, *changes.changed]
-    run = job.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False, tags=tags)
+    run = job.execute_in_process(
+        instance=instance, asset_selection=selection, raise_on_error=False, tags=tags, run_config=run_config
+    )
     return UpdateResult(changed=changes.changed, run=run)
 
 
