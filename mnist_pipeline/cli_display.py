@@ -66,26 +66,43 @@ class _PlainOutput:
 
 
 class _TerminalOutput:
-    """The same lines, coloured, above a live spinner for the running step and a bar while training (rich).
+    """The same lines, coloured, above a live area: the running step, and while training a bar (rich).
 
-    The live area has two rows, the step and the training, shown or hidden
-    rather than added and removed, and is redrawn before each line is printed
-    above it, so no stale row is left behind.
+    Drawn only when something happens (a step starts or ends, an epoch starts
+    or ends, a batch update at most every 0.25 s), on the thread that reports
+    it, never by a refresh thread of its own: a thread that takes Python's lock
+    to redraw while training runs slows training (measured: benchmarks/progress_bar.py).
+    The two rows are shown or hidden rather than added and removed, and the
+    area is redrawn before each line printed above it, so no stale row is left.
     """
 
     def __init__(self, stream: TextIO):
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.text import Text
+
+        class WhileTraining:
+            """A column for the training row only (the one with a total): the step row is not redrawn, so a bar or
+            a clock there would freeze."""
+
+            def render(self, task):
+                return super().render(task) if task.total is not None else Text("")
+
+        class Bar(WhileTraining, BarColumn):
+            pass
+
+        class Elapsed(WhileTraining, TimeElapsedColumn):
+            pass
 
         self._console = Console(file=stream, highlight=False)
         self._progress = Progress(
-            SpinnerColumn(),
             TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
+            Bar(bar_width=24),
             TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
+            Elapsed(),
             console=self._console,
             transient=True,
+            auto_refresh=False,
             # Leave sys.stdout and sys.stderr to Dagster, which keeps what a step prints in the step's log.
             redirect_stdout=False,
             redirect_stderr=False,
@@ -101,7 +118,7 @@ class _TerminalOutput:
         self._progress.console.print(Text(text, style=style or ""))
 
     def step_running(self, step: str) -> None:
-        self._progress.reset(self._step, description=step, total=None, detail="", visible=True)
+        self._progress.update(self._step, description=f"{step} running since {_clock()}", visible=True)
         self._progress.refresh()
 
     def step_done(self, step: str) -> None:
@@ -114,7 +131,7 @@ class _TerminalOutput:
     def stop(self) -> None:
         self._progress.stop()
 
-    # model/progress.py's TrainingWatcher; batch_finished may come from Keras's callback thread (rich locks).
+    # model/progress.py's TrainingWatcher, called on the training thread.
     def epoch_started(self, epoch: int, epochs: int, steps_per_epoch: int) -> None:
         self._steps_per_epoch = steps_per_epoch
         self._progress.reset(
@@ -124,6 +141,7 @@ class _TerminalOutput:
 
     def batch_finished(self, steps_done: int, logs: Mapping[str, float]) -> None:
         self._progress.update(self._training, completed=steps_done, detail=_metrics(logs))
+        self._progress.refresh()
 
     def epoch_finished(self, epoch: int, logs: Mapping[str, float]) -> None:
         self._progress.update(self._training, completed=self._steps_per_epoch, detail=_metrics(logs))

@@ -121,7 +121,7 @@ def test_terminal_output_has_a_progress_bar(tmp_path):
     screen = b"".join(chunks).decode("utf-8", "replace")
     text = ANSI.sub("", screen)
     # The bar: each epoch's row with its bar and the running metrics, drawn in place (escape codes).
-    assert re.search(r"epoch 2/2 +━+ *accuracy \d\.\d{4}  loss \d\.\d{4}", text), text[-3000:]
+    assert re.search(r"epoch 2/2 +[━╸╺]+ *accuracy \d\.\d{4}  loss \d\.\d{4}", text), text[-3000:]
     assert "\x1b[" in screen
     assert re.search(r"trained_model +succeeded", text)
     assert "Test accuracy:" in text

@@ -64,31 +64,37 @@ class EpochLogger(keras.callbacks.Callback):
         self._log(f"epoch {epoch + 1}/{self._epochs}: {figures}")
 
 
-
 class ProgressForwarder(keras.callbacks.Callback):
     """Hands training progress to a watcher (model/progress.py): each epoch, and its batches at most every `interval` s.
 
-    Batch updates are throttled here, so a watcher never sees more than a few a
-    second however small the batches. `async_safe` lets Keras run the batch hook
-    on its callback thread, so the training loop does not wait for it.
+    Keras reports a finished batch on its callback thread; that hook only keeps
+    the figures. The watcher hears of them on the training thread, when the next
+    batch begins and `interval` has passed: no other thread of ours takes
+    Python's lock while training runs, so the only cost is the watcher's own
+    work, a few times a second however small the batches.
     """
 
-    async_safe = True
+    async_safe = True  # on_train_batch_end only stores a tuple
 
-    def __init__(self, watcher: TrainingWatcher, interval: float = 0.1):
+    def __init__(self, watcher: TrainingWatcher, interval: float = 0.25):
         super().__init__()
         self._watcher = watcher
         self._interval = interval
         self._last_update = 0.0
+        self._latest: tuple[int, dict] | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._latest = None
         self._watcher.epoch_started(epoch, self.params["epochs"], self.params["steps"])
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.monotonic()
-        if now - self._last_update >= self._interval:
+        self._latest = (batch + 1, logs or {})
+
+    def on_train_batch_begin(self, batch, logs=None):
+        latest, now = self._latest, time.monotonic()
+        if latest is not None and now - self._last_update >= self._interval:
             self._last_update = now
-            self._watcher.batch_finished(batch + 1, logs or {})
+            self._watcher.batch_finished(*latest)
 
     def on_epoch_end(self, epoch, logs=None):
         self._watcher.epoch_finished(epoch, logs or {})

@@ -13,7 +13,7 @@ from typing import Iterator, Mapping, Protocol
 
 
 class TrainingWatcher(Protocol):
-    """Receives training progress. `batch_finished` may be called from a thread other than the training's."""
+    """Receives training progress, on the training thread: what it does there, training waits for."""
 
     def epoch_started(self, epoch: int, epochs: int, steps_per_epoch: int) -> None: ...
 
