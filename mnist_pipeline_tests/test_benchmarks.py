@@ -100,6 +100,15 @@ def loops():
     return load_script("training_loops")
 
 
+@pytest.fixture(autouse=True)
+def restore_steps_per_call_cap(monkeypatch):
+    """training_loops.py caps model/training.py's MAX_STEPS_PER_CALL (a process of its own normally); called
+    in this process, the cap must not outlive the test (it made test_training's steps-per-call tests fail)."""
+    from mnist_pipeline.model import training
+
+    monkeypatch.setattr(training, "MAX_STEPS_PER_CALL", training.MAX_STEPS_PER_CALL)
+
+
 def train_alone(loops, idx_dir, tmp_path, capsys, loop: str, steps: int) -> dict:
     loops.main([
         f"--loop={loop}", f"--steps-per-execution={steps}", f"--cache-dir={idx_dir}",
