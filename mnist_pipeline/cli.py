@@ -3,7 +3,7 @@
   mnist-pipeline run                    materialize every asset and print the test accuracy
   mnist-pipeline update                 materialize only what changed (data, code or hyperparameters)
   mnist-pipeline predictions-and-plots  redraw the predictions table and plots of the stored model
-  mnist-pipeline models                 list, show, load, export, promote (roll back) trained model versions
+  mnist-pipeline models                 list, show, load, export, promote (roll back), prune trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
 the UI (`scripts/dev`) afterwards. While a run goes, the command prints one
@@ -30,8 +30,11 @@ LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_DIR"
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
+    """The `hyperparameters` asset's run config from the flags given; None when no flag is."""
+    from mnist_pipeline.model.config import hyperparameters_config
+
     given = {name: getattr(args, name) for name in HYPERPARAMETER_FLAGS if getattr(args, name) is not None}
-    return given or None
+    return hyperparameters_config(**given) if given else None
 
 
 def _instance():
@@ -191,6 +194,23 @@ def _registry():
     return resources_for_env()["model_registry"].registry()
 
 
+def _reports_registry_errors(command):
+    """A refused or failed `models` command ends with the registry's one-line message on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def reporting(args: argparse.Namespace) -> int:
+        from mnist_pipeline.versioning.registry import RegistryError
+
+        try:
+            return command(args)
+        except RegistryError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+
+    return reporting
+
+
+@_reports_registry_errors
 def models_list(args: argparse.Namespace) -> int:
     entries = _registry().list()
     if not entries:
@@ -198,25 +218,34 @@ def models_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'version':<18} {'registered (UTC)':<20} {'test acc':>8}  {'epochs':>6}  {'optimizer':<9} run id")
     for entry in entries:
+        registered = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["registered_at"]))
+        if "problem" in entry:
+            print(f"{entry['version']:<18} {registered:<20} unreadable: {entry['problem']}")
+            continue
         evaluation = entry.get("evaluation") or {}
         accuracy = f"{evaluation['test_accuracy']:.4f}" if "test_accuracy" in evaluation else "-"
-        registered = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["registered_at"]))
         params = entry["hyperparameters"]
-        print(f"{entry['version']:<18} {registered:<20} {accuracy:>8}  {params['epochs']:>6}  {params['optimizer']:<9} {entry['run_id']}")
+        print(f"{entry['version']:<18} {registered:<20} {accuracy:>8}  {params.get('epochs', '-'):>6}  {params.get('optimizer', '-'):<9} {entry['run_id']}")
     return 0
 
 
+@_reports_registry_errors
 def models_show(args: argparse.Namespace) -> int:
-    manifest = _registry().manifest(args.version)
+    """Print the manifest, then check the version's files: a damaged one is the last line, and exit code 1."""
+    registry = _registry()
+    manifest = registry.manifest(args.version)
     manifest.pop("history", None)
     if manifest.get("evaluation"):
         manifest["evaluation"] = {k: v for k, v in manifest["evaluation"].items() if k not in ("confusion_matrix",)}
     print(json.dumps(manifest, indent=2, sort_keys=True))
+    sys.stdout.flush()  # before any error on stderr, so a terminal shows the error last
+    registry.verify(args.version)
     return 0
 
 
+@_reports_registry_errors
 def models_load(args: argparse.Namespace) -> int:
-    """Load a version (safe mode) and, with --evaluate, score it on the cached MNIST test set."""
+    """Load a version (checked, safe mode) and, with --evaluate, score it on the cached MNIST test set."""
     registry = _registry()
     model = registry.load(args.version)
     print(f"Loaded {registry.model_path(args.version)}: {model.count_params()} parameters")
@@ -240,31 +269,46 @@ def _production_pointer_path():
     return manager, manager.path_for(dg.AssetKey(PRODUCTION_ASSET))
 
 
+@_reports_registry_errors
 def models_production(args: argparse.Namespace) -> int:
-    manager, path = _production_pointer_path()
-    if not path.exists():
+    from mnist_pipeline.serving.promotion import read_pointer
+
+    _, path = _production_pointer_path()
+    served = read_pointer(path)
+    if served is None:
         print("No model is served yet: a run whose gates all pass promotes one.")
         return 0
-    print(json.dumps(manager.load(path), indent=2, sort_keys=True))
+    print(json.dumps(served, indent=2, sort_keys=True))
+    sys.stdout.flush()  # before any error on stderr, so a terminal shows the error last
+    _registry().verify(served["version"])  # a served file damaged since it was promoted is the last line
     return 0
 
 
+@_reports_registry_errors
 def models_promote(args: argparse.Namespace) -> int:
-    """Serve VERSION (a rollback, or forward again), if it passed the accuracy gate."""
+    """Serve VERSION (a rollback, or forward again), if its files are intact and it passed the accuracy gate."""
     import dagster as dg
 
     from mnist_pipeline.resources import resources_for_env
-    from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer
+    from mnist_pipeline.serving.promotion import (
+        PRODUCTION_ASSET,
+        PromotionRefused,
+        check_promotable,
+        pointer,
+        read_pointer,
+        replaced_version,
+    )
+    from mnist_pipeline.settings import ConfigurationError
 
     resources = resources_for_env()
     registry = resources["model_registry"].registry()
     try:
         evaluation = check_promotable(registry, resources["quality_gates"], args.version)
-    except PromotionRefused as refused:
+    except (PromotionRefused, ConfigurationError) as refused:
         print(f"Refused: {refused}", file=sys.stderr)
         return 1
     manager, path = _production_pointer_path()
-    previous = manager.load(path)["version"] if path.exists() else None
+    previous = replaced_version(args.version, read_pointer(path))
     served = pointer(args.version, evaluation["test_accuracy"], args.reason, None, previous)
     manager.publish(served, path)
     with _instance() as instance:
@@ -284,9 +328,37 @@ def models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+@_reports_registry_errors
 def models_export(args: argparse.Namespace) -> int:
     print(_registry().export(args.version, Path(args.destination)))
     return 0
+
+
+@_reports_registry_errors
+def models_prune(args: argparse.Namespace) -> int:
+    """Remove old model versions, superseded plot sets and finished checkpoints, by the rules in versioning/retention.py."""
+    from mnist_pipeline.resources import resources_for_env
+    from mnist_pipeline.versioning.retention import StorageLocations, format_bytes, prune
+
+    plan = prune(StorageLocations.from_resources(resources_for_env()), keep=args.keep, dry_run=args.dry_run)
+    for entry in plan.kept:
+        print(f"Keeping       {entry.what}: {entry.reason}")
+    verb = "Would remove" if args.dry_run else "Removed     "
+    for entry in plan.removed:
+        print(f"{verb}  {entry.what}, {format_bytes(entry.bytes)}: {entry.reason}")
+    freed = f"{format_bytes(plan.bytes_freed)} ({plan.bytes_freed:,} bytes) in {len(plan.removed)} director{'y' if len(plan.removed) == 1 else 'ies'}"
+    if args.dry_run:
+        print(f"Dry run: would free {freed}; nothing was removed.")
+    else:
+        print(f"Freed {freed}.")
+    return 0
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 (the newest version may be in use by a run), found {value}")
+    return value
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -350,6 +422,17 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("version")
     export.add_argument("destination")
     export.set_defaults(handler=models_export)
+    from mnist_pipeline.versioning.retention import DEFAULT_KEEP_VERSIONS
+
+    prune = models.add_parser(
+        "prune", help="remove old model versions, superseded plot sets and finished checkpoints (never the served one)"
+    )
+    prune.add_argument(
+        "--keep", type=_at_least_one, default=DEFAULT_KEEP_VERSIONS,
+        help=f"most recently registered versions to keep besides the served and previous ones (default {DEFAULT_KEEP_VERSIONS})",
+    )
+    prune.add_argument("--dry-run", dest="dry_run", action="store_true", help="only print what would be removed and the bytes freed")
+    prune.set_defaults(handler=models_prune)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -18,6 +18,7 @@ from mnist_pipeline.reports import assets as report_assets
 from mnist_pipeline.serving import assets as serving_assets
 from mnist_pipeline.resources import resources_for_env
 from mnist_pipeline.retraining import mnist_files_changed, weekly_retraining
+from mnist_pipeline.run_health import dead_runs_failed
 
 all_assets = dg.load_assets_from_modules([data_assets, model_assets, evaluation_assets, report_assets, serving_assets])
 all_checks = dg.load_asset_checks_from_modules([data_checks, model_checks, evaluation_checks])
@@ -27,7 +28,7 @@ defs = dg.Definitions(
     asset_checks=all_checks,
     jobs=JOBS,
     schedules=[weekly_retraining],
-    sensors=[mnist_files_changed],
+    sensors=[mnist_files_changed, dead_runs_failed],
     resources=resources_for_env(),
     executor=dg.in_process_executor,
 )

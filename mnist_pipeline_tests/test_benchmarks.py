@@ -5,6 +5,7 @@ No timing targets here: those are for benchmarks/run.py on a known machine.
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -62,8 +63,88 @@ def test_bare_script_runs_and_writes_what_the_pipeline_writes(bare, idx_dir, tmp
     assert 0.0 <= figures["test_accuracy"] <= 1.0
     assert figures["train_images"] == 270
     assert figures["training_seconds"] > 0 and figures["prediction_seconds"] > 0
+    assert figures["training_cpu_seconds"] > 0
     written = {path.name for path in out.iterdir()}
     assert {"trained_model.keras", "evaluation_metrics.json", "predictions_table.parquet", "confusion_matrix.png"} <= written
+    assert saved_steps_per_execution(out) == 1  # Keras's default, as the tutorial writes it
+
+
+def saved_steps_per_execution(out: Path) -> int:
+    import keras
+
+    return keras.models.load_model(out / "trained_model.keras", safe_mode=True).get_compile_config()["steps_per_execution"]
+
+
+def test_bare_script_tuned_runs_the_given_steps_per_call(bare, idx_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    bare.main([
+        f"--cache-dir={idx_dir}", f"--out={out}", "--epochs=1", "--batch-size=30", "--optimizer=sgd",
+        "--learning-rate=0.01", "--validation-fraction=0.1", "--seed=0", "--steps-per-execution=3",
+    ])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["steps_per_execution"] == 3
+    assert saved_steps_per_execution(out) == 3  # what the model was compiled with, not only what was asked
+
+
+def test_bare_script_refuses_fewer_than_one_step_per_call(bare, idx_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bare.main([
+            f"--cache-dir={idx_dir}", f"--out={tmp_path}", "--epochs=1", "--batch-size=30", "--optimizer=sgd",
+            "--learning-rate=0.01", "--validation-fraction=0.1", "--seed=0", "--steps-per-execution=0",
+        ])
+    assert "--steps-per-execution expects a whole number of at least 1; found 0" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def loops():
+    return load_script("training_loops")
+
+
+def train_alone(loops, idx_dir, tmp_path, capsys, loop: str, steps: int) -> dict:
+    loops.main([
+        f"--loop={loop}", f"--steps-per-execution={steps}", f"--cache-dir={idx_dir}",
+        f"--checkpoint-dir={tmp_path / f'checkpoint-{loop}-{steps}'}", "--epochs=2", "--batch-size=30",
+        "--optimizer=sgd", "--learning-rate=0.01", "--validation-fraction=0.1", "--seed=0",
+    ])
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_training_loops_time_each_loop_and_steps_per_call_keeps_the_updates(loops, idx_dir, tmp_path, capsys):
+    # 270 training images in batches of 30: 9 steps an epoch, so 3 steps per call divide it.
+    runs = {(loop, steps): train_alone(loops, idx_dir, tmp_path, capsys, loop, steps)
+            for loop in ("keras", "pipeline") for steps in (1, 3)}
+    for (loop, steps), run in runs.items():
+        assert (run["loop"], run["steps_per_execution"]) == (loop, steps)
+        assert run["training_seconds"] > 0 and run["training_cpu_seconds"] > 0
+    # The pipeline's loop makes the same updates at 1 and 3 steps per call (its own test checks this too).
+    assert runs[("pipeline", 1)]["weights_sha256"] == runs[("pipeline", 3)]["weights_sha256"]
+    # The two loops order the batches differently, so they end with different weights.
+    assert runs[("pipeline", 3)]["weights_sha256"] != runs[("keras", 3)]["weights_sha256"]
+
+
+def test_training_loops_refuse_steps_per_call_the_pipeline_would_not_pick(loops, idx_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_alone(loops, idx_dir, tmp_path, capsys, "pipeline", 4)  # 4 does not divide 9 steps: it picks 3
+    assert "found 4, for which it picks 3" in capsys.readouterr().err
+
+
+def test_timed_run_records_the_time_inside_training_of_a_real_run(harness, idx_dir, tmp_path):
+    env = harness.child_env(
+        DAGSTER_HOME=str(tmp_path / "dagster_home"), MNIST_PIPELINE_HOME=str(tmp_path / "home"),
+        MNIST_DATA_DIR=str(idx_dir), MNIST_MIN_TEST_ACCURACY="0",
+    )
+    (tmp_path / "dagster_home").mkdir()
+    timings, summary = tmp_path / "timings.json", tmp_path / "summary.json"
+    measured = harness.run_measured(
+        [sys.executable, str(harness.TIMED_RUN), f"--timings={timings}", "run", "--epochs=1", f"--json={summary}"],
+        env, tmp_path / "logs",
+    )
+    inside = json.loads(timings.read_text())
+    trained = json.loads(summary.read_text())["metrics"]["training_seconds"]
+    assert 0 < inside["training_cpu_s"] < measured.cpu_s
+    # The wrapper times the same call the trained_model asset times (its metadata rounds to 0.01 s).
+    assert abs(inside["training_wall_s"] - trained) < 0.05 + 0.05 * trained
+    assert inside["training_wall_s"] < measured.wall_s
 
 
 def test_default_recipe_is_the_pipelines_default(harness):
@@ -90,17 +171,26 @@ def test_run_measured_raises_with_the_childs_error(harness, tmp_path):
         )
 
 
-def fabricated_results(pipeline_wall: float, pipeline_rss: float, step_seconds: float, import_s: float) -> dict:
-    bare = {"wall_s": 60.0, "cpu_s": 100.0, "peak_rss_mib": 1400.0, "test_accuracy": 0.9761, "training_seconds": 50.0,
-            "images_per_second": 10800.0, "prediction_seconds": 0.3}
-    pipeline = {"wall_s": pipeline_wall, "cpu_s": 102.0, "peak_rss_mib": pipeline_rss, "test_accuracy": 0.9761, "training_seconds": 50.0,
-                "images_per_second": 10800.0, "train_images": 54000, "prediction_seconds": 0.3,
+def fabricated_results(pipeline_wall: float, pipeline_outside: float, pipeline_rss: float, step_seconds: float,
+                       import_s: float) -> dict:
+    # Keras's defaults: slower than the pipeline by far, so a target judged against it would pass everything here.
+    bare = {"wall_s": 84.3, "cpu_s": 120.0, "peak_rss_mib": 1400.0, "test_accuracy": 0.9761, "training_seconds": 78.1,
+            "images_per_second": 6900.0, "prediction_seconds": 0.3, "outside_training_s": 6.2, "outside_training_cpu_s": 8.0}
+    # The equally tuned script: wall 60 s (66 s allowed), 6 s outside training (9 s allowed), 1400 MiB (1540 allowed).
+    tuned = {"wall_s": 60.0, "cpu_s": 100.0, "peak_rss_mib": 1400.0, "test_accuracy": 0.9761, "training_seconds": 54.0,
+             "images_per_second": 10000.0, "prediction_seconds": 0.3, "outside_training_s": 6.0, "outside_training_cpu_s": 7.5}
+    pipeline = {"wall_s": pipeline_wall, "cpu_s": 102.0, "peak_rss_mib": pipeline_rss, "test_accuracy": 0.9752,
+                "training_seconds": pipeline_wall - pipeline_outside, "outside_training_s": pipeline_outside,
+                "outside_training_cpu_s": 11.0, "images_per_second": 10800.0, "train_images": 54000, "prediction_seconds": 0.3,
                 "prediction_step_seconds": step_seconds, "steps": {"raw_mnist": 0.2, "trained_model": 51.0}}
     return {
         "date": "2026-01-01", "machine": "test machine", "versions": "none", "load_before": "0", "load_after": "0",
         "startup": {"median_s": import_s, "min_s": import_s, "max_s": import_s, "tensorflow_imported": False},
         "comparison": {"recipe": {"epochs": 10, "batch_size": 32, "optimizer": "sgd", "learning_rate": 0.01,
-                                  "validation_fraction": 0.1, "seed": 0}, "bare": bare, "pipeline": pipeline},
+                                  "validation_fraction": 0.1, "seed": 0}, "steps_per_execution": 8, "rounds": 1,
+                       "bare": bare, "bare_tuned": tuned, "pipeline": pipeline, "floor": {"wall_s": 3.1, "cpu_s": 5.9},
+                       "bare_runs": [bare], "bare_tuned_runs": [tuned], "pipeline_runs": [pipeline],
+                       "floor_runs": [{"wall_s": 3.1, "cpu_s": 5.9}]},
         "presets": {
             "fast": [{"seed": s, "test_accuracy": a, "val_accuracy": 0.99, "training_seconds": 9.0, "epochs": 3,
                       "batch_size": 120} for s, a in enumerate([0.991, 0.992, 0.993])],
@@ -114,22 +204,67 @@ def rows(text: str) -> dict[str, str]:
     return {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
 
 
+OUTSIDE_TRAINING = "wall time outside training: the orchestration cost (start-up, loading, evaluation, storage, checks, plots)"
+
+
 def test_report_passes_what_meets_the_targets(harness):
-    table = rows(harness.report(fabricated_results(65.9, 1500.0, 1.5, 1.2), "./scripts/benchmark"))
-    assert table["wall time, launch to exit"].endswith("| PASS |")  # 60 s + 10% = 66 s allowed
+    text = harness.report(fabricated_results(65.9, 9.0, 1500.0, 1.5, 1.2), "./scripts/benchmark")
+    table = rows(text)
+    assert "| measure | bare Keras script, Keras's defaults | bare Keras script, 8 steps per call | pipeline | target | result |" in text
+    assert table["wall time, launch to exit"].endswith("| ≤ tuned script + max(3 s, 10%) = 66.0 s | PASS |")
+    assert table[OUTSIDE_TRAINING].endswith("| ≤ 1.5x the tuned script's = 9.0 s | PASS |")
+    assert "| 6.2 s | 6.0 s | 9.0 s (x1.50 of the tuned script's) |" in table[OUTSIDE_TRAINING]
+    assert table["CPU time outside training"] == "| CPU time outside training | 8.0 s | 7.5 s | 11.0 s | | |"
+    assert table["steps per call into TensorFlow"] == "| steps per call into TensorFlow | 1 | 8 | 8 | | |"
     assert table["peak memory (RSS)"].endswith("| PASS |")
     assert table["predict 10,000 test images and build the table"].endswith("| PASS |")
     assert table["import `mnist_pipeline.definitions` (median of 5)"].endswith("| PASS |")
     assert table["fast"].endswith("| PASS |")
     assert "| 99.20% ± 0.10 (99.10–99.30) |" in table["fast"]
     assert table["best"].endswith("| **FAIL** |")  # 99.4% < 99.5%
+    assert ("round 1: bare 84.3 s (6.2 s outside training), bare_tuned 60.0 s (6.0 s outside training), "
+            "pipeline 65.9 s (9.0 s outside training), Dagster alone 3.1 s") in text
+    floor = next(row for key, row in table.items() if key.startswith("of which Dagster alone"))
+    assert floor.endswith("| | | 3.1 s wall, 5.9 s CPU | | |")
 
 
 def test_report_fails_what_misses_the_targets(harness):
-    table = rows(harness.report(fabricated_results(66.1, 1600.0, 2.1, 1.6), "./scripts/benchmark"))
-    for row in ("wall time, launch to exit", "peak memory (RSS)", "predict 10,000 test images and build the table",
-                "import `mnist_pipeline.definitions` (median of 5)"):
+    # 66.1 s would pass against Keras's defaults (84.3 s), but not against the equally tuned script (60 s).
+    table = rows(harness.report(fabricated_results(66.1, 9.1, 1600.0, 2.1, 1.6), "./scripts/benchmark"))
+    for row in ("wall time, launch to exit", OUTSIDE_TRAINING, "peak memory (RSS)",
+                "predict 10,000 test images and build the table", "import `mnist_pipeline.definitions` (median of 5)"):
         assert table[row].endswith("| **FAIL** |"), row
+
+
+def test_report_fails_orchestration_cost_above_one_and_a_half_times_the_tuned_script_s(harness):
+    # Everything else within its target; only the time outside training is 2x the tuned script's (12 s against 6 s).
+    table = rows(harness.report(fabricated_results(64.0, 12.0, 1500.0, 1.5, 1.2), "./scripts/benchmark"))
+    assert table["wall time, launch to exit"].endswith("| PASS |")
+    assert table[OUTSIDE_TRAINING].endswith("| 12.0 s (x2.00 of the tuned script's) | ≤ 1.5x the tuned script's = 9.0 s | **FAIL** |")
+
+
+def training_run(loop: str, steps: int, seconds: float, weights: str) -> dict:
+    return {"loop": loop, "steps_per_execution": steps, "training_seconds": seconds, "training_cpu_seconds": 1.5 * seconds,
+            "images_per_second": 54000 * 10 / seconds, "final_val_accuracy": 0.97, "weights_sha256": weights}
+
+
+def test_report_says_where_the_training_speed_comes_from(harness):
+    # The issue's figures: Keras's defaults 78 s, 8 steps per call 70 s; the pipeline's loop 66 s and 57 s.
+    runs = {"keras-1": [training_run("keras", 1, 78.0, "k")], "keras-8": [training_run("keras", 8, 70.0, "k")],
+            "pipeline-1": [training_run("pipeline", 1, 66.0, "p")], "pipeline-8": [training_run("pipeline", 8, 57.0, "p")]}
+    results = fabricated_results(65.9, 9.0, 1500.0, 1.5, 1.2)
+    results["training"] = {"recipe": results["comparison"]["recipe"], "steps_per_execution": 8, "rounds": 1,
+                           "runs": runs, "medians": {key: value[0] for key, value in runs.items()}}
+    text = harness.report(results, "./scripts/benchmark")
+    table = rows(text)
+    keras_row = next(row for key, row in table.items() if key.startswith("Keras's own"))
+    pipeline_row = next(row for key, row in table.items() if key.startswith("the pipeline's"))
+    assert keras_row.endswith("| 78.0 s (117.0 s) | 70.0 s (105.0 s) | -8.0 s (-10%) |")
+    assert pipeline_row.endswith("| 66.0 s (99.0 s) | 57.0 s (85.5 s) | -9.0 s (-14%) |")
+    assert table["gain from the pipeline's loop"] == "| gain from the pipeline's loop | -12.0 s (-15%) | -13.0 s (-19%) | |"
+    assert ("78.0 s → 57.0 s (-21.0 s (-27%)): 8 steps per call first gives -8.0 s (-10%), then the pipeline's loop "
+            "-13.0 s (-19%); the pipeline's loop first gives -12.0 s (-15%), then 8 steps per call -9.0 s (-14%)") in text
+    assert "keras's loop identical, pipeline's loop identical" in text
 
 
 def test_median_run_takes_each_figure_s_median(harness):
@@ -147,3 +282,66 @@ def test_bad_arguments_are_rejected_naming_them(harness, argv, capsys):
         harness.main(argv)
     error = capsys.readouterr().err
     assert argv[0] in error and "found" in error
+
+
+def graph_shape(definitions, job_name: str) -> tuple:
+    """Assets and their parents, checks, and each step of the job with its inputs: what makes a run's events."""
+    graph = definitions.resolve_asset_graph()
+    assets = {key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
+              for key in graph.get_all_asset_keys()}
+    checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
+    job = definitions.resolve_job_def(job_name)
+    steps = {node.name: sorted(input_def.name for input_def in node.definition.input_defs) for node in job.nodes}
+    return assets, checks, steps
+
+
+def test_dagster_floor_has_the_pipeline_s_graph():
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.jobs import full_pipeline_job
+
+    floor = load_script("dagster_floor")
+    pipeline_assets, pipeline_checks, pipeline_steps = graph_shape(defs, full_pipeline_job.name)
+    floor_assets, floor_checks, floor_steps = graph_shape(floor.defs, floor.JOB_NAME)
+    assert floor_assets == pipeline_assets
+    assert floor_checks == pipeline_checks
+    assert floor_steps == pipeline_steps and len(floor_steps) == 15
+
+
+def test_dagster_floor_runs_the_job_with_empty_steps(harness, tmp_path):
+    measured = harness.run_dagster_floor(tmp_path, "floor")
+    assert measured["wall_s"] > 0 and measured["cpu_s"] > 0
+    printed = (tmp_path / "floor" / "logs" / "stdout.txt").read_text()
+    events = re.fullmatch(r"Run [0-9a-f-]+: succeeded, (\d+) events\n", printed)
+    assert events and int(events[1]) >= 140, printed  # 150 in Dagster 1.13; a 1-epoch pipeline run writes 154
+
+
+def test_cpu_by_step_charges_each_interval_to_what_ran_in_it():
+    sys.path.insert(0, str(BENCHMARKS))  # cpu_by_step imports timed_run beside it
+    by_step = load_script("cpu_by_step")
+    prefix = "mnist_full_pipeline - 0b0e - 42"
+    marks = [
+        ("python started", 0.1), ("imported dagster", 1.1),
+        (f"{prefix} - RUN_START - Started execution of run for \"mnist_full_pipeline\".", 3.1),
+        (f"{prefix} - trained_model - STEP_START - Started execution of step \"trained_model\".", 3.2),
+        (f"{prefix} - trained_model - LOADED_INPUT - Loaded input \"compiled_model\" using input manager \"keras_io_manager\"", 3.5),
+        (f"{prefix} - trained_model - STEP_INPUT - Got input \"compiled_model\" of type \"Any\".", 3.6),
+        ("training starts", 4.0),
+        ("mnist_full_pipeline - 0b0e - trained_model - epoch 1/1: accuracy=0.9", 10.0),
+        ("training ends", 12.0),
+        (f"{prefix} - trained_model - STEP_OUTPUT - Yielded output \"result\" of type \"TrainedModel\".", 12.5),
+        (f"{prefix} - trained_model - ASSET_MATERIALIZATION - Materialized value trained_model.", 13.0),
+        (f"{prefix} - trained_model - STEP_SUCCESS - Finished execution of step \"trained_model\" in 9s.", 13.1),
+        (f"{prefix} - RUN_SUCCESS - Finished execution of run for \"mnist_full_pipeline\".", 13.3),
+        ("the command returned", 13.4),
+    ]
+    spent = by_step.charge(marks, total_cpu=14.0)
+    assert spent == pytest.approx({
+        "start-up: the interpreter, importing Dagster": 1.1,
+        "start-up: the instance, the definitions, creating the run": 2.0,
+        "loading compiled_model": 0.3,
+        "computing trained_model": 0.4 + 0.5,  # before training, and its output after
+        "training": 8.0,
+        "storing outputs": 0.5,
+        "Dagster: events, launching and finishing steps": 0.1 + 0.1 + 0.1 + 0.2 + 0.1,
+        "exit": 0.6,
+    })

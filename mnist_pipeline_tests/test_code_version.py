@@ -50,12 +50,11 @@ def forget_package():
     """Drop the package from import caches, so each test's copy is the one found."""
     for name in [name for name in sys.modules if name.split(".")[0] == PACKAGE]:
         del sys.modules[name]
-    cv.module_closure.cache_clear()
-    cv._module_file.cache_clear()
+    cv.forget_sources()
 
 
 def versions():
-    cv.module_closure.cache_clear()
+    cv.forget_sources()  # the tests edit the files between calls
     return {name: cv.code_version(f"{PACKAGE}.assets", name, project=PACKAGE) for name in ("first", "second", "third")}
 
 
@@ -112,3 +111,59 @@ def test_every_asset_has_a_source_derived_code_version():
         if node.is_materializable:
             module = node.assets_def.op.compute_fn.decorated_fn.__module__
             assert node.code_version == cv.code_version(module, key.to_user_string()), key
+
+
+def asset_modules_and_names() -> list[tuple[str, str]]:
+    graph = defs.resolve_asset_graph()
+    return [
+        (graph.get(key).assets_def.op.compute_fn.decorated_fn.__module__, key.to_user_string())
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable
+    ]
+
+
+def test_computing_every_asset_s_version_parses_each_module_once(monkeypatch):
+    import ast
+    from collections import Counter
+
+    parsed = Counter()
+    real_parse = ast.parse
+
+    def counting_parse(source, *args, **kwargs):
+        parsed[source] += 1
+        return real_parse(source, *args, **kwargs)
+
+    before = {name: cv.code_version(module, name) for module, name in asset_modules_and_names()}
+    cv.forget_sources()
+    monkeypatch.setattr(ast, "parse", counting_parse)
+    after = {name: cv.code_version(module, name) for module, name in asset_modules_and_names()}
+    assert after == before
+    assert len(parsed) > 10 and max(parsed.values()) == 1, "a module parsed more than once"
+
+
+def test_source_segments_are_ast_s_own():
+    """Code versions hash each definition's source segment: it must be exactly what ast.get_source_segment gives."""
+    import ast
+    import pkgutil
+
+    import mnist_pipeline
+
+    checked = 0
+    for module in pkgutil.walk_packages(mnist_pipeline.__path__, "mnist_pipeline."):
+        source = cv._source(module.name)
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.stmt, ast.expr)):
+                assert cv.source_segment(module.name, node) == (ast.get_source_segment(source, node) or ""), (module.name, node.lineno)
+                checked += 1
+    assert checked > 1000
+
+
+def test_source_segments_follow_python_s_line_breaks(project):
+    """Line ends as Python reads them (CR LF and CR become LF); a form feed does not end a line."""
+    import ast
+
+    (project / "odd.py").write_bytes(b"A = 1\r\ndef f(x):\r    return x\n\x0cdef g():\n    return '\x0c'\n")
+    cv.forget_sources()
+    source = cv._source(f"{PACKAGE}.odd")
+    for node in ast.parse(source).body:
+        assert cv.source_segment(f"{PACKAGE}.odd", node) == ast.get_source_segment(source, node)

@@ -1,6 +1,7 @@
 """The code location as a whole: loading, start-up cost, the full graph on small data, run config."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,12 +15,13 @@ from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets, defs
 from mnist_pipeline.jobs import full_pipeline_job
+from mnist_pipeline.model.config import hyperparameters_run_config
 from mnist_pipeline.resources import resources_for_env, storage_resources
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
 ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS, "production_model"}
-FAST_TRAINING = {"ops": {"hyperparameters": {"config": {"epochs": 2, "batch_size": 30}}}}
+FAST_TRAINING = hyperparameters_run_config(epochs=2, batch_size=30)
 
 
 def resources(idx_dir: Path, storage_dir: Path, min_test_accuracy: float = 0.0) -> dict:
@@ -52,6 +54,19 @@ def test_assets_are_grouped_by_domain():
         "evaluation_metrics": "evaluation", "predictions_table": "evaluation", "digit_plots": "reports",
     }
     assert graph.get(dg.AssetKey("production_model")).group_name == "serving"
+
+
+def test_every_asset_and_source_has_a_group_a_description_and_an_owner():
+    """What the UI's catalog and asset pages show for each; the observable source included."""
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    assert {key.to_user_string() for key in keys} == ALL_KEYS  # sources are in the graph too
+    for key in keys:
+        node = graph.get(key)
+        name = key.to_user_string()
+        assert node.group_name in {"data", "model", "evaluation", "reports", "serving"}, f"{name}: group {node.group_name!r}"
+        assert node.description and len(node.description) > 20, f"{name}: description {node.description!r}"
+        assert node.owners == ["team:ml-platform"], f"{name}: owners {node.owners}"
 
 
 def test_full_job_runs_in_process():
@@ -104,24 +119,31 @@ def test_epoch_progress_is_logged(idx_dir, storage_dir):
 @pytest.mark.parametrize(
     "config, field, found",
     [
-        ({"epochs": 0}, "epochs", "input_value=0"),
-        ({"batch_size": 0}, "batch_size", "input_value=0"),
+        ({"epochs": 0}, "preset.tutorial.epochs", "input_value=0"),
+        ({"batch_size": 0}, "preset.tutorial.batch_size", "input_value=0"),
+        ({"preset": "fast", "epochs": 0}, "preset.fast.epochs", "input_value=0"),
         ({"validation_fraction": 1.5}, "validation_fraction", "input_value=1.5"),
-        ({"learning_rate": -1.0}, "learning_rate", "input_value=-1.0"),
+        ({"learning_rate": -1.0}, "preset.tutorial.learning_rate", "input_value=-1.0"),
+        ({"learning_rate": math.nan}, "preset.tutorial.learning_rate", "Input should be a finite number [type=finite_number, input_value=nan"),
+        ({"learning_rate": math.inf}, "preset.tutorial.learning_rate", "Input should be a finite number [type=finite_number, input_value=inf"),
+        ({"validation_fraction": math.nan}, "validation_fraction", "Input should be a finite number [type=finite_number, input_value=nan"),
+        ({"validation_fraction": -math.inf}, "validation_fraction", "Input should be a finite number [type=finite_number, input_value=-inf"),
     ],
 )
 def test_invalid_hyperparameters_fail_before_any_model_work_naming_the_field(idx_dir, storage_dir, config, field, found):
     result = dg.materialize(
         all_assets,
         resources=resources(idx_dir, storage_dir),
-        run_config={"ops": {"hyperparameters": {"config": config}}},
+        run_config=hyperparameters_run_config(**config),
         raise_on_error=False,
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "hyperparameters"
     message = str(failure.step_failure_data.error)
-    assert field in message and found in message
+    assert f"\n{field}\n" in message and found in message, message
+    if "finite" in found:  # not "should be less than or equal to 10", which nan used to get
+        assert "less than" not in message and "greater than" not in message, message
     for artifact in ("hyperparameters.json", "compiled_model.keras", "trained_model.keras", "evaluation_metrics.json"):
         assert not (storage_dir / artifact).exists(), f"{artifact} was written"
 
@@ -131,7 +153,7 @@ def test_unknown_optimizer_is_rejected_at_launch(idx_dir, storage_dir):
         dg.materialize(
             all_assets,
             resources=resources(idx_dir, storage_dir),
-            run_config={"ops": {"hyperparameters": {"config": {"optimizer": "rmsprop"}}}},
+            run_config=hyperparameters_run_config(optimizer="rmsprop"),
         )
     assert not storage_dir.exists(), "nothing ran"
 

@@ -81,3 +81,38 @@ def test_trailing_bytes():
 def test_encode_rejects_non_uint8():
     with pytest.raises(TypeError, match="uint8.*float32"):
         encode_idx(np.zeros(3, dtype=np.float32))
+
+
+def test_gz_that_is_not_gzip_names_the_file(tmp_path):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(encode_idx(np.array([1, 2, 9], dtype=np.uint8)))  # plain IDX bytes behind a .gz name
+    with pytest.raises(IdxFormatError) as raised:
+        read_idx(path)
+    assert str(raised.value) == (
+        f"{path}: expected a gzip-compressed IDX file (the name ends in .gz), "
+        "found data that is not gzip (it starts with bytes 00000801, not 1f8b)"
+    )
+
+
+def test_truncated_gz_names_the_file(tmp_path):
+    compressed = gzip.compress(encode_idx(np.arange(200, dtype=np.uint8)))
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(compressed[: len(compressed) // 2])
+    with pytest.raises(IdxFormatError, match=r"^.*t10k-labels-idx1-ubyte\.gz: expected a gzip-compressed IDX file .*, found a truncated gzip stream \(\d+ bytes"):
+        read_idx(path)
+
+
+def test_gz_with_a_bad_checksum_names_the_file(tmp_path):
+    compressed = bytearray(gzip.compress(encode_idx(np.arange(50, dtype=np.uint8))))
+    compressed[-8:-4] = b"\0\0\0\0"  # the CRC-32 of the uncompressed data
+    path = tmp_path / "labels.gz"
+    path.write_bytes(bytes(compressed))
+    with pytest.raises(IdxFormatError, match=r"labels\.gz: expected a gzip-compressed IDX file .*, found damaged gzip data \(CRC check failed"):
+        read_idx(path)
+
+
+def test_gzip_data_without_the_gz_name_says_so(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(gzip.compress(encode_idx(np.zeros((1, 28, 28), dtype=np.uint8))))
+    with pytest.raises(IdxFormatError, match=r"train-images-idx3-ubyte: expected an uncompressed IDX file, found gzip-compressed data \(name it train-images-idx3-ubyte\.gz"):
+        read_idx(path, expected_ndim=3)

@@ -28,8 +28,10 @@ def store(io_manager, key: str, value):
 
 
 def fetch(io_manager, key: str):
-    upstream = dg.build_output_context(asset_key=dg.AssetKey(key))
-    return io_manager.load_input(dg.build_input_context(asset_key=dg.AssetKey(key), upstream_output=upstream))
+    # Contexts closed at once, also when loading raises, so their instances never outlive the call.
+    with dg.build_output_context(asset_key=dg.AssetKey(key)) as upstream:
+        with dg.build_input_context(asset_key=dg.AssetKey(key), upstream_output=upstream) as context:
+            return io_manager.load_input(context)
 
 
 def tiny_model():
@@ -51,10 +53,10 @@ def test_npz_round_trip_without_pickle(storage_dir, synthetic_dataset):
     path = storage_dir / "raw_mnist.npz"
     assert context.get_logged_metadata()["path"] == dg.MetadataValue.path(str(path))
     with np.load(path, allow_pickle=False) as stored:  # would raise on any object array
-        assert sorted(stored.files) == sorted(synthetic_dataset.arrays())
+        assert sorted(stored.files) == sorted(synthetic_dataset.stored_arrays())
     loaded = fetch(manager, "raw_mnist")
     assert isinstance(loaded, DigitDataset)
-    for name, array in synthetic_dataset.arrays().items():
+    for name, array in synthetic_dataset.stored_arrays().items():
         np.testing.assert_array_equal(getattr(loaded, name), array)
         assert getattr(loaded, name).dtype == array.dtype
 
@@ -115,7 +117,9 @@ def test_failed_write_keeps_the_previous_artifact(storage_dir):
     with pytest.raises(TypeError):
         store(manager, "evaluation_metrics", {"not_json": object()})
     assert fetch(manager, "evaluation_metrics") == {"test_accuracy": 0.97}
-    assert [p.name for p in storage_dir.iterdir()] == ["evaluation_metrics.json"], "no temporary file left behind"
+    assert sorted(p.name for p in storage_dir.iterdir()) == [
+        "evaluation_metrics.json", "evaluation_metrics.json.sha256.json"
+    ], "no temporary file left behind"
 
 
 def test_failed_model_save_keeps_the_previous_model(storage_dir, monkeypatch):
@@ -169,3 +173,136 @@ def test_unwritable_storage_keeps_the_previous_artifact(storage_dir, monkeypatch
 
 def test_default_directory_is_inside_the_pipeline_home(isolated_home):
     assert NpzIOManager().path_for(dg.AssetKey("raw_mnist")) == isolated_home / "storage" / "raw_mnist.npz"
+
+
+# --- Every artifact is verified on load against the SHA-256 recorded when it was written ---------
+
+import os  # noqa: E402
+import time  # noqa: E402
+
+from mnist_pipeline.storage.integrity import file_sha256, record_path  # noqa: E402
+from mnist_pipeline.storage.io_managers import DamagedArtifactError  # noqa: E402
+
+
+def stored_artifacts(storage_dir, synthetic_dataset):
+    """(manager, asset key, value, the artifact's path, a file of it to damage) for every IO manager."""
+    table = pd.DataFrame({"index": [0, 1], "confidence": [0.5, 0.9]})
+    return [
+        (NpzIOManager(base_dir=str(storage_dir)), "raw_mnist", synthetic_dataset, "raw_mnist.npz", "raw_mnist.npz"),
+        (KerasModelIOManager(base_dir=str(storage_dir)), "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}),
+         "trained_model.keras", "trained_model.keras"),
+        (JsonIOManager(base_dir=str(storage_dir)), "evaluation_metrics", {"test_accuracy": 0.97}, "evaluation_metrics.json",
+         "evaluation_metrics.json"),
+        (ParquetIOManager(base_dir=str(storage_dir)), "predictions_table", table, "predictions_table.parquet",
+         "predictions_table.parquet"),
+        (PngDirectoryIOManager(base_dir=str(storage_dir)), "digit_plots", {"a": b"\x89PNG a", "b": b"\x89PNG b"},
+         "digit_plots", "digit_plots/a.png"),
+    ]
+
+
+KINDS = ["npz", "keras", "json", "parquet", "png directory"]
+
+
+def truncate(path, keep: int = 20) -> None:
+    """Damage a file in place the way a full disk or an interrupted copy does."""
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+
+
+@pytest.mark.parametrize("kind", range(len(KINDS)), ids=KINDS)
+def test_each_artifact_records_its_sha256_when_written(kind, storage_dir, synthetic_dataset):
+    manager, key, value, artifact, _ = stored_artifacts(storage_dir, synthetic_dataset)[kind]
+    context = store(manager, key, value)
+    record = json.loads(record_path(storage_dir / artifact).read_text())
+    assert context.get_logged_metadata()["sha256"] == dg.MetadataValue.text(record["sha256"])
+    if (storage_dir / artifact).is_file():
+        assert record["sha256"] == file_sha256(storage_dir / artifact)
+
+
+@pytest.mark.parametrize("kind", range(len(KINDS)), ids=KINDS)
+def test_a_damaged_artifact_is_an_error_naming_it_and_how_to_rebuild_it(kind, storage_dir, synthetic_dataset):
+    manager, key, value, artifact, damaged = stored_artifacts(storage_dir, synthetic_dataset)[kind]
+    store(manager, key, value)
+    expected = json.loads(record_path(storage_dir / artifact).read_text())["sha256"]
+    truncate(storage_dir / damaged)
+    with pytest.raises(DamagedArtifactError) as raised:
+        fetch(manager, key)
+    message = str(raised.value)
+    assert message.startswith(f"{storage_dir / artifact}: expected the stored artifact of asset '{key}' with SHA-256 {expected}, found SHA-256 ")
+    assert "it is damaged. Rebuild it with `mnist-pipeline update`" in message
+    assert f"or materialize '{key}' again" in message
+
+
+@pytest.mark.parametrize("kind", range(len(KINDS)), ids=KINDS)
+def test_a_deleted_artifact_is_reported_with_the_hash_it_should_have(kind, storage_dir, synthetic_dataset):
+    manager, key, value, artifact, _ = stored_artifacts(storage_dir, synthetic_dataset)[kind]
+    store(manager, key, value)
+    expected = json.loads(record_path(storage_dir / artifact).read_text())["sha256"]
+    path = storage_dir / artifact
+    path.unlink() if path.is_file() or path.is_symlink() else None
+    with pytest.raises(ArtifactMissingError, match=rf"{path}: expected the stored artifact of asset '{key}' with SHA-256 "
+                       rf"{expected}, found no file. Rebuild it with `mnist-pipeline update`"):
+        fetch(manager, key)
+
+
+def test_a_crash_between_the_artifact_and_its_record_is_detected(storage_dir):
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
+    manager.write({"test_accuracy": 0.5}, storage_dir / "evaluation_metrics.json")  # the new file, but no new record
+    with pytest.raises(DamagedArtifactError, match="evaluation_metrics.json: expected the stored artifact of asset 'evaluation_metrics'"):
+        fetch(manager, "evaluation_metrics")
+
+
+def test_an_artifact_written_before_records_were_kept_is_not_trusted(storage_dir):
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
+    record_path(storage_dir / "evaluation_metrics.json").unlink()
+    with pytest.raises(DamagedArtifactError, match=r"evaluation_metrics.json: expected the stored artifact of asset 'evaluation_metrics' "
+                       r"with its SHA-256 recorded in evaluation_metrics.json.sha256.json, found no record .* Rebuild it"):
+        fetch(manager, "evaluation_metrics")
+
+
+def test_a_damaged_keras_model_is_not_reported_as_file_not_found(storage_dir):
+    """The issue's case: Keras said "File not found" for a truncated .keras file."""
+    manager = KerasModelIOManager(base_dir=str(storage_dir))
+    store(manager, "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}))
+    truncate(storage_dir / "trained_model.keras", keep=1000)
+    with pytest.raises(DamagedArtifactError, match="trained_model.keras: expected the stored artifact of asset 'trained_model'") as raised:
+        fetch(manager, "trained_model")
+    assert "not found" not in str(raised.value).lower()
+
+
+def test_a_file_damaged_after_this_process_verified_it_is_still_caught(storage_dir, synthetic_dataset):
+    """The per-process memory of verified hashes never hides a later change, even one that keeps the size."""
+    manager = NpzIOManager(base_dir=str(storage_dir))
+    store(manager, "raw_mnist", synthetic_dataset)
+    time.sleep(0.3)  # old enough for its hash to be remembered
+    fetch(manager, "raw_mnist")
+    fetch(manager, "raw_mnist")
+    path = storage_dir / "raw_mnist.npz"
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:  # flip bytes in the middle, in place
+        handle.seek(size // 2)
+        original = handle.read(8)
+        handle.seek(size // 2)
+        handle.write(bytes(255 - b for b in original))
+    assert path.stat().st_size == size
+    with pytest.raises(DamagedArtifactError, match="raw_mnist.npz: expected the stored artifact of asset 'raw_mnist'"):
+        fetch(manager, "raw_mnist")
+
+
+def test_the_png_directory_is_verified_as_a_whole(storage_dir):
+    manager = PngDirectoryIOManager(base_dir=str(storage_dir))
+    store(manager, "digit_plots", {"a": b"\x89PNG a", "b": b"\x89PNG b"})
+    (storage_dir / "digit_plots" / "b.png").unlink()  # one plot lost
+    with pytest.raises(DamagedArtifactError, match=r"digit_plots: expected the stored artifact of asset 'digit_plots' with SHA-256 \w+, "
+                       r"found SHA-256 \w+ \(1 files\): it is damaged"):
+        fetch(manager, "digit_plots")
+
+
+def test_a_rewrite_repairs_a_damaged_artifact(storage_dir):
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
+    truncate(storage_dir / "evaluation_metrics.json", keep=3)
+    store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
+    assert fetch(manager, "evaluation_metrics") == {"test_accuracy": 0.97}

@@ -5,7 +5,8 @@ import pytest
 
 from mnist_pipeline.definitions import all_assets, defs
 from mnist_pipeline.jobs import JOBS
-from mnist_pipeline.model.config import Hyperparameters
+from mnist_pipeline.model.config import Hyperparameters, hyperparameters_run_config
+from mnist_pipeline.model.presets import PRESETS
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_definitions import ALL_KEYS, resources
 
@@ -17,7 +18,7 @@ SELECTIONS = {
     "mnist_predictions_and_plots": {"predictions_table", "digit_plots"},
     "mnist_observe_sources": {"mnist_files"},
 }
-ONE_EPOCH = {"ops": {"hyperparameters": {"config": {"epochs": 1, "batch_size": 30}}}}
+ONE_EPOCH = hyperparameters_run_config(epochs=1, batch_size=30)
 
 
 def selected_assets(job: dg.JobDefinition) -> set[str]:
@@ -38,14 +39,42 @@ def test_each_job_selects_its_assets_and_runs_in_process(name, expected):
     assert job.description
 
 
+# What the tutorial preset trains with, as the Launchpad must show it: every hyperparameter, at its value.
+LAUNCHPAD_HYPERPARAMETERS = {
+    "preset": {"tutorial": {"optimizer": "sgd", "learning_rate": 0.01, "epochs": 10, "batch_size": 32}},
+    "validation_fraction": 0.1,
+    "seed": 0,
+}
+
+
+def config_keys(value) -> set[str]:
+    """Every key at any depth of a config dict."""
+    if not isinstance(value, dict):
+        return set()
+    return set(value) | {key for nested in value.values() for key in config_keys(nested)}
+
+
 @pytest.mark.parametrize("name", sorted(SELECTIONS))
-def test_each_job_launches_with_no_config_at_the_hyperparameter_defaults(name):
-    """What the Launchpad pre-fills: the defaults of model/config.py for each configurable asset the job runs."""
+def test_each_job_launches_with_no_config_at_every_hyperparameters_effective_value(name):
+    """What a launch with no config runs with: each hyperparameter at the default preset's value, no storage internals."""
     job = defs.resolve_job_def(name)
-    ops = dg.validate_run_config(job, {}).get("ops", {})
-    configured = {op: values["config"] for op, values in ops.items() if values.get("config")}
-    expected = {"hyperparameters": Hyperparameters().model_dump()}
-    assert configured == {op: config for op, config in expected.items() if op in SELECTIONS[name]}
+    config = dg.validate_run_config(job, {})
+    configured = {op: values["config"] for op, values in config.get("ops", {}).items() if values.get("config")}
+    expected = {"hyperparameters": LAUNCHPAD_HYPERPARAMETERS} if "hyperparameters" in SELECTIONS[name] else {}
+    assert configured == expected
+    assert Hyperparameters(**LAUNCHPAD_HYPERPARAMETERS).resolved() == Hyperparameters().resolved()
+    assert "extension" not in config_keys(config.get("resources", {}))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_choosing_a_preset_takes_all_of_its_values(preset):
+    """`preset: {fast: {}}` runs the fast preset's recipe, never the default preset's values."""
+    job = defs.resolve_job_def("mnist_train_evaluate_report")
+    config = dg.validate_run_config(job, {"ops": {"hyperparameters": {"config": {"preset": {preset: {}}}}}})
+    recipe = PRESETS[preset]
+    assert config["ops"]["hyperparameters"]["config"]["preset"] == {
+        preset: {"optimizer": recipe.optimizer, "learning_rate": recipe.learning_rate, "epochs": recipe.epochs, "batch_size": recipe.batch_size}
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +92,7 @@ def test_train_evaluate_report_retrains_on_the_stored_data(stored):
     stored_defs, storage_dir = stored
     untouched = {name: (storage_dir / name).read_bytes() for name in ("raw_mnist.npz", "scaled_mnist.npz")}
     result = stored_defs.resolve_job_def("mnist_train_evaluate_report").execute_in_process(
-        run_config={"ops": {"hyperparameters": {"config": {"epochs": 2, "batch_size": 30}}}}
+        run_config=hyperparameters_run_config(epochs=2, batch_size=30)
     )
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}

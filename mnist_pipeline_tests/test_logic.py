@@ -20,9 +20,11 @@ def test_scale_images_values(pixel, expected):
 
 
 def test_class_counts_include_absent_classes():
-    assert class_counts(np.array([1, 1, 3], dtype=np.uint8)) == {
+    assert class_counts(np.array([1, 1, 3], dtype=np.uint8), [str(d) for d in range(10)]) == {
         "0": 0, "1": 2, "2": 0, "3": 1, "4": 0, "5": 0, "6": 0, "7": 0, "8": 0, "9": 0,
     }
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    assert list(class_counts(np.array([9], dtype=np.uint8), names).items())[-2:] == [("Bag", 0), ("Ankle boot", 1)]
 
 
 @pytest.mark.parametrize(
@@ -58,8 +60,11 @@ def test_predictions_table_columns_and_values():
     probabilities[2, 3] = 0.6
     probabilities[2, 5] = 0.4
     table = build_predictions_table(probabilities, np.array([7, 2, 5], dtype=np.uint8))
-    assert list(table.columns) == ["index", "true_label", "predicted_label", "confidence", *PROBABILITY_COLUMNS, "correct"]
+    assert list(table.columns) == [
+        "index", "true_label", "predicted_label", "true_class", "predicted_class", "confidence", *PROBABILITY_COLUMNS, "correct",
+    ]
     assert table["predicted_label"].tolist() == [7, 2, 3]
+    assert table["true_class"].tolist() == ["7", "2", "5"] and table["predicted_class"].tolist() == ["7", "2", "3"]
     assert table["correct"].tolist() == [True, True, False]
     assert table["confidence"].tolist() == pytest.approx([0.9, 1.0, 0.6])
     assert table["prob_5"].tolist() == pytest.approx([0.0, 0.0, 0.4])

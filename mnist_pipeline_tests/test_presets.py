@@ -8,7 +8,7 @@ import pytest
 
 from mnist_pipeline.data.assets import scaled_mnist
 from mnist_pipeline.model.assets import compiled_model, hyperparameters, trained_model
-from mnist_pipeline.model.config import Hyperparameters
+from mnist_pipeline.model.config import Hyperparameters, hyperparameters_run_config
 from mnist_pipeline.model.presets import PRESETS
 from mnist_pipeline.resources import storage_resources
 from mnist_pipeline.storage.io_managers import KerasModelIOManager
@@ -21,7 +21,7 @@ def context():
 
 
 def params(**config) -> dict:
-    return hyperparameters(context(), Hyperparameters(**config)).value
+    return hyperparameters(context(), Hyperparameters.from_values(**config)).value
 
 
 def train(tmp_path_factory, scaled, **config):
@@ -109,13 +109,13 @@ def test_tutorial_keeps_a_constant_learning_rate(scaled, tmp_path_factory):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_unset_fields_take_the_presets_values(preset):
     recipe = PRESETS[preset]
-    resolved = Hyperparameters(preset=preset).resolved()
+    resolved = Hyperparameters.from_values(preset=preset).resolved()
     assert (resolved["optimizer"], resolved["learning_rate"], resolved["schedule"]) == (recipe.optimizer, recipe.learning_rate, recipe.schedule)
     assert (resolved["epochs"], resolved["batch_size"]) == (recipe.epochs, recipe.batch_size)
 
 
 def test_fields_set_in_the_run_config_override_the_preset():
-    resolved = Hyperparameters(preset="fast", optimizer="sgd", learning_rate=0.2, epochs=7, batch_size=50).resolved()
+    resolved = Hyperparameters.from_values(preset="fast", optimizer="sgd", learning_rate=0.2, epochs=7, batch_size=50).resolved()
     assert (resolved["optimizer"], resolved["learning_rate"], resolved["epochs"], resolved["batch_size"]) == ("sgd", 0.2, 7, 50)
     assert resolved["schedule"] == "cosine"
 
@@ -137,5 +137,54 @@ def test_unknown_preset_is_rejected_at_launch(storage_dir):
         dg.materialize(
             [hyperparameters],
             resources=storage_resources(str(storage_dir)),
-            run_config={"ops": {"hyperparameters": {"config": {"preset": "huge"}}}},
+            run_config=hyperparameters_run_config(preset="huge"),
         )
+
+
+# Data versions of the `hyperparameters` asset for these values, computed with the flat run config this
+# shape replaced (commit f3bf76c): the same effective values must keep them, or every model version would move.
+VERSIONS_BEFORE_THE_PER_PRESET_CONFIG = [
+    ({}, "8b49178be47261a4"),
+    ({"preset": "fast"}, "c61704d888edda30"),
+    ({"preset": "best"}, "f8010d51dd8d7dd6"),
+    ({"preset": "fast", "epochs": 3}, "c61704d888edda30"),
+    ({"epochs": 1, "batch_size": 30}, "2fa9f13deb48a0b7"),
+    ({"preset": "fast", "optimizer": "sgd", "learning_rate": 0.2, "epochs": 7, "batch_size": 50, "seed": 3, "validation_fraction": 0.2}, "6550af1f15989eed"),
+]
+
+
+@pytest.mark.parametrize("values, version", VERSIONS_BEFORE_THE_PER_PRESET_CONFIG)
+def test_the_same_effective_values_keep_their_data_version(values, version):
+    assert hyperparameters(context(), Hyperparameters.from_values(**values)).data_version == dg.DataVersion(version)
+
+
+def test_command_line_flags_set_the_chosen_presets_values():
+    import argparse
+
+    from mnist_pipeline.cli import _add_hyperparameter_flags, _hyperparameters
+
+    parser = argparse.ArgumentParser()
+    _add_hyperparameter_flags(parser)
+    config = _hyperparameters(parser.parse_args(["--preset", "fast", "--epochs", "3", "--seed", "2"]))
+    assert config == {"preset": {"fast": {"epochs": 3}}, "seed": 2}
+    assert Hyperparameters(**config).resolved() == {**Hyperparameters.from_values(preset="fast").resolved(), "seed": 2}
+    assert _hyperparameters(parser.parse_args([])) is None
+
+
+def test_values_kept_from_another_presets_block_are_reported(storage_dir):
+    """The Launchpad's tutorial block renamed to `fast` with its numbers left in: the run log names each one."""
+    tutorial = {"optimizer": "sgd", "learning_rate": 0.01, "epochs": 10, "batch_size": 32}
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [hyperparameters],
+        resources=storage_resources(str(storage_dir)),
+        run_config={"ops": {"hyperparameters": {"config": {"preset": {"fast": tutorial}}}}},
+        instance=instance,
+    )
+    messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert (
+        "The fast preset's recipe with overrides: optimizer sgd (the preset's: adam), learning_rate 0.01 (the preset's: 0.005), "
+        "epochs 10 (the preset's: 3), batch_size 32 (the preset's: 120)"
+    ) in messages
+    metadata = result.asset_materializations_for_node("hyperparameters")[0].metadata
+    assert metadata["preset_overrides"].value == tutorial

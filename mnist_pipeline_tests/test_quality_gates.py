@@ -20,9 +20,11 @@ from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.evaluation.predictions import build_predictions_table
 from mnist_pipeline.jobs import full_pipeline_job
 from mnist_pipeline.model.checks import weights_finite
+from mnist_pipeline.model.config import hyperparameters_run_config
 from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
-from mnist_pipeline.versioning.registry import ModelRegistry
+from mnist_pipeline.versioning.registry import DamagedFileError, ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset
+from mnist_pipeline_tests.test_registry import run_manifest, tiny_model, truncate
 from mnist_pipeline_tests.test_definitions import resources
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +68,7 @@ def test_every_class_present(synthetic_dataset):
     labels = synthetic_dataset.test_labels.copy()
     labels[labels == 4] = 5
     passed, found = quality.every_class_present(replaced(synthetic_dataset, test_labels=labels))
-    assert not passed and found == "expected all ten digits in both splits, missing {'test': [4]}"
+    assert not passed and found == "expected all ten classes in both splits, missing {'test': ['4']}"
 
 
 def test_scaled_range(synthetic_dataset):
@@ -135,7 +137,7 @@ def run_with_gate(idx_dir, storage_dir, min_test_accuracy: float, hyperparameter
         resources=resources(idx_dir, storage_dir, min_test_accuracy=min_test_accuracy),
     )
     return defs.resolve_job_def(full_pipeline_job.name).execute_in_process(
-        run_config={"ops": {"hyperparameters": {"config": hyperparameters}}},
+        run_config=hyperparameters_run_config(**hyperparameters),
         raise_on_error=False,
     )
 
@@ -182,8 +184,7 @@ def test_a_failed_data_check_stops_training(tmp_path, storage_dir):
 
 def test_promotion_refuses_unevaluated_and_failing_versions(tmp_path):
     registry = ModelRegistry(tmp_path / "registry")
-    (registry.root / "v1").mkdir(parents=True)
-    (registry.root / "v1" / "manifest.json").write_text(json.dumps({"version": "v1", "registered_at": 1.0, "run_id": "r", "runs": ["r"]}))
+    registry.register("v1", tiny_model(), run_manifest())
     with pytest.raises(PromotionRefused, match="model v1: expected a recorded evaluation, found none"):
         check_promotable(registry, QualityGates(), "v1")
     registry.record_evaluation("v1", {"test_accuracy": 0.95})
@@ -223,3 +224,24 @@ def test_rollback_with_one_command(idx_dir, tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert refused.returncode != 0 and "expected a registered model version '0000000000000000'" in refused.stderr
+
+
+def test_a_damaged_served_model_is_refused_and_a_rerun_repairs_it(idx_dir, storage_dir):
+    """Issue 10, item 1: a truncated model.keras of the served version is never promoted or served as it is."""
+    first = run_with_gate(idx_dir, storage_dir, min_test_accuracy=0.5)
+    assert first.success
+    version = first.output_for_node("evaluation_metrics")["model_version"]
+    registry = ModelRegistry(storage_dir / "model_registry")
+    path = registry.version_dir(version) / "model.keras"
+    truncate(path)
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version {version} with SHA-256 [0-9a-f]{{64}}, found SHA-256"):
+        check_promotable(registry, QualityGates(min_test_accuracy=0.5), version)
+
+    # The same seed, data and code train the same version: registering it again rewrites the damaged file.
+    again = run_with_gate(idx_dir, storage_dir, min_test_accuracy=0.5)
+    assert again.success
+    assert again.output_for_node("evaluation_metrics")["model_version"] == version
+    manifest = json.loads((registry.version_dir(version) / "manifest.json").read_text())
+    assert [repair["run_id"] for repair in manifest["repairs"]] == [again.run_id]
+    assert check_promotable(registry, QualityGates(min_test_accuracy=0.5), version)
+    assert json.loads((storage_dir / "production_model.json").read_text())["version"] == version

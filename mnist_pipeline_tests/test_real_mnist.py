@@ -10,6 +10,7 @@ import pytest
 from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets
+from mnist_pipeline.model.config import hyperparameters_run_config
 from mnist_pipeline.resources import storage_resources
 
 pytestmark = pytest.mark.real_data
@@ -22,7 +23,7 @@ def test_one_epoch_on_real_mnist_reaches_a_working_accuracy(real_mnist_cache, st
         **storage_resources(str(storage_dir)),
     }
     result = dg.materialize(
-        all_assets, resources=resources, run_config={"ops": {"hyperparameters": {"config": {"epochs": 1}}}}
+        all_assets, resources=resources, run_config=hyperparameters_run_config(epochs=1)
     )
     raw = result.asset_materializations_for_node("raw_mnist")[0].metadata
     assert raw["num_train"].value == 60_000 and raw["num_test"].value == 10_000

@@ -16,6 +16,7 @@ import yaml
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClientError
 
+from mnist_pipeline.model.config import hyperparameters_run_config
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_definitions import ALL_KEYS
 from mnist_pipeline_tests.webserver import Webserver, running_webserver
@@ -24,12 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 LOCATION = "mnist_pipeline"
 READY_TIMEOUT_S = 240
 RUN_TIMEOUT_S = 420
-TWO_EPOCHS = {"ops": {"hyperparameters": {"config": {"epochs": 2, "batch_size": 30}}}}
+TWO_EPOCHS = hyperparameters_run_config(epochs=2, batch_size=30)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_EMBEDDED_PNG_BYTES = 100_000  # half of 200 KB: every plot travels in the event log
 EMBEDDED_PNG_PREFIX = "data:image/png;base64,"
 PLOTS = {
-    "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
+    "overview", "sample_digit", "prediction_grid", "confident_mistakes", "probabilities_test_0",
     "probabilities_test_2", "confusion_matrix", "training_curves",
 }
 
@@ -186,6 +187,7 @@ def test_catalog_shows_groups_descriptions_kinds_owners_and_tags(server):
         "compiled_model": ("model", "keras"), "trained_model": ("model", "keras"),
         "evaluation_metrics": ("evaluation", "keras"), "predictions_table": ("evaluation", "pandas"),
         "digit_plots": ("reports", "matplotlib"),
+        "mnist_files": ("data", "idx"),  # the observable source: annotated like the assets
     }
     for key, (group, kind) in expected.items():
         node = nodes[key]
@@ -212,12 +214,19 @@ def test_launchpad_offers_the_jobs_with_default_hyperparameters(server):
         selector = {"repositoryLocationName": LOCATION, "repositoryName": repository["name"], "pipelineName": job}
         schema = server.graphql(DEFAULT_CONFIG_QUERY, {"selector": selector})["runConfigSchemaOrError"]
         assert schema["__typename"] == "RunConfigSchema", schema
-        defaults = yaml.safe_load(schema["rootDefaultYaml"])
+        defaults = yaml.safe_load(schema["rootDefaultYaml"]) or {}
         ops = defaults.get("ops", {})
         assert set(ops) == configured, (job, ops)
         if "hyperparameters" in ops:
-            # Unset optimizer, learning rate, epochs and batch size mean "the preset's".
-            assert ops["hyperparameters"]["config"] == {"preset": "tutorial", "validation_fraction": 0.1, "seed": 0}
+            # Every hyperparameter, at the value the default (tutorial) preset trains with.
+            assert ops["hyperparameters"]["config"] == {
+                "preset": {"tutorial": {"optimizer": "sgd", "learning_rate": 0.01, "epochs": 10, "batch_size": 32}},
+                "validation_fraction": 0.1,
+                "seed": 0,
+            }
+        # Nothing internal is offered: no storage format (extension), no deployment settings pre-filled.
+        assert "extension" not in schema["rootDefaultYaml"], (job, schema["rootDefaultYaml"])
+        assert not defaults.get("resources"), (job, defaults.get("resources"))
 
 
 def test_full_job_launched_through_the_server_materializes_every_asset(server, full_run):
@@ -258,7 +267,7 @@ def test_trained_and_evaluated_model_metadata(server, full_run):
     assert 0.0 <= evaluation["test_accuracy"]["floatValue"] <= 1.0
     assert evaluation["test_loss"]["floatValue"] > 0
     assert int(evaluation["num_test_images"]["intRepr"]) == 100
-    assert evaluation["per_class"]["mdStr"].startswith("| digit | precision | recall | support |")
+    assert evaluation["per_class"]["mdStr"].startswith("| class | precision | recall | support |")
 
 
 def test_plots_are_embedded_pngs_small_enough_for_the_event_log(server, full_run):
@@ -279,7 +288,7 @@ def test_predictions_table_is_previewed(server, full_run):
     assert int(metadata["dagster/row_count"]["intRepr"]) == 100
     assert metadata["dagster/column_schema"]["__typename"] == "TableSchemaMetadataEntry"
     preview = metadata["preview"]["mdStr"].splitlines()
-    assert preview[0].startswith("| index | true_label | predicted_label | confidence |")
+    assert preview[0].startswith("| index | true_label | predicted_label | true_class | predicted_class | confidence |")
     assert len(preview) == 2 + 10, "header, rule and ten rows"
 
 
@@ -287,7 +296,7 @@ def test_unknown_optimizer_is_rejected_at_launch_naming_the_field(server):
     runs_before = server.graphql(RUN_IDS_QUERY)["runsOrError"]["results"]
     with pytest.raises(DagsterGraphQLClientError) as rejected:
         server.client.submit_job_execution(
-            "mnist_full_pipeline", run_config={"ops": {"hyperparameters": {"config": {"optimizer": "rmsprop"}}}}
+            "mnist_full_pipeline", run_config=hyperparameters_run_config(optimizer="rmsprop")
         )
     kind, errors = rejected.value.args
     assert kind == "RunConfigValidationInvalid", rejected.value.args
@@ -299,7 +308,7 @@ def test_unknown_optimizer_is_rejected_at_launch_naming_the_field(server):
 def test_zero_epochs_fails_the_hyperparameters_step_naming_the_field(server, full_run):
     # Launched after the full run, so the retraining job finds the stored data.
     run_id = server.client.submit_job_execution(
-        "mnist_train_evaluate_report", run_config={"ops": {"hyperparameters": {"config": {"epochs": 0}}}}
+        "mnist_train_evaluate_report", run_config=hyperparameters_run_config(epochs=0)
     )
     assert server.wait_for_run(run_id, RUN_TIMEOUT_S) == DagsterRunStatus.FAILURE
     events = run_events(server, run_id)

@@ -8,7 +8,8 @@ import pytest
 from mnist_pipeline.data.resources import MnistSource
 from mnist_pipeline.definitions import all_assets, all_checks
 from mnist_pipeline.evaluation.gates import QualityGates
-from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job
+from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
+from mnist_pipeline.model.config import hyperparameters_config
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.resources import storage_resources
 from mnist_pipeline.storage.io_managers import KerasModelIOManager
@@ -16,7 +17,7 @@ from mnist_pipeline.versioning.content import model_version
 from mnist_pipeline.versioning.registry import ModelRegistry, UnknownModelVersionError
 from mnist_pipeline.versioning.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
 
-FAST = {"epochs": 1, "batch_size": 30}
+FAST = hyperparameters_config(epochs=1, batch_size=30)
 EVERYTHING = [
     "compiled_model", "digit_plots", "evaluation_metrics", "hyperparameters", "predictions_table", "production_model",
     "raw_mnist", "scaled_mnist", "trained_model",
@@ -35,7 +36,7 @@ def build_defs(idx_dir, storage_dir, replace_code_version: dict[str, str] | None
     return dg.Definitions(
         assets=assets,
         asset_checks=all_checks,
-        jobs=[full_pipeline_job, observe_sources_job],
+        jobs=[full_pipeline_job, observe_sources_job, predictions_and_plots_job],
         resources={
             "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
             "quality_gates": QualityGates(min_test_accuracy=0.0),
@@ -44,9 +45,10 @@ def build_defs(idx_dir, storage_dir, replace_code_version: dict[str, str] | None
     )
 
 
-def update(defs, instance, hyperparameters=None):
+def update(defs, instance, hyperparameters=None, log=lambda message: None):
     outcome = materialize_what_changed(
-        defs, instance, job_name=full_pipeline_job.name, observe_job_name=observe_sources_job.name, hyperparameters=hyperparameters
+        defs, instance, job_name=full_pipeline_job.name, observe_job_name=observe_sources_job.name,
+        hyperparameters=hyperparameters, log=log,
     )
     assert outcome.success
     return keys_materialized(outcome.run) if outcome.run else []
@@ -85,7 +87,7 @@ def test_changed_code_of_one_asset_recomputes_it_and_its_downstream_only(warm, i
 
 
 def test_changed_hyperparameter_retrains_but_leaves_the_data_alone(warm, instance):
-    assert update(warm, instance, hyperparameters={**FAST, "learning_rate": 0.02}) == RETRAINED
+    assert update(warm, instance, hyperparameters=hyperparameters_config(epochs=1, batch_size=30, learning_rate=0.02)) == RETRAINED
 
 
 def test_changed_seed_retrains_but_leaves_the_data_alone(warm, instance):
@@ -122,3 +124,61 @@ def test_training_is_deterministic_and_every_version_is_kept(warm, instance, idx
 def test_unknown_model_version_is_a_clear_error(tmp_path):
     with pytest.raises(UnknownModelVersionError, match=r"expected a registered model version 'abc', found none \(registered: none\)"):
         ModelRegistry(tmp_path / "registry").load("abc")
+
+
+# --- A damaged or missing stored artifact counts as changed ---------------------------------------
+
+AFTER_TRAINING = ["digit_plots", "evaluation_metrics", "predictions_table", "production_model", "trained_model"]
+
+
+def truncate(path, keep: int = 1000) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+
+
+def test_damaged_model_fails_the_predictions_job_naming_it_not_as_file_not_found(warm, instance, storage_dir):
+    """The issue's case: a truncated trained_model.keras under mnist_predictions_and_plots."""
+    truncate(storage_dir / "trained_model.keras")
+    result = warm.resolve_job_def("mnist_predictions_and_plots").execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    error, messages = failure.step_failure_data.error, []
+    while error is not None:  # Dagster wraps it: "Error occurred while loading input ..."
+        messages.append(error.message)
+        error = error.cause
+    message = "\n".join(messages)
+    assert f"{storage_dir / 'trained_model.keras'}: expected the stored artifact of asset 'trained_model' with SHA-256" in message
+    assert "it is damaged. Rebuild it with `mnist-pipeline update`" in message
+    assert "not found" not in message.lower()
+
+
+def test_update_rebuilds_a_damaged_model_and_what_is_downstream(warm, instance, storage_dir):
+    truncate(storage_dir / "trained_model.keras")
+    assert unsynced_assets(instance, warm.resolve_asset_graph()) == [], "Dagster's own records still say in sync"
+    said = []
+    assert update(warm, instance, log=said.append) == AFTER_TRAINING
+    assert any(line.startswith("Damaged: trained_model: ") and "trained_model.keras" in line for line in said), said
+    assert update(warm, instance) == [], "repaired: the next update does nothing"
+    result = warm.resolve_job_def("mnist_predictions_and_plots").execute_in_process(instance=instance)
+    assert result.success
+
+
+def test_update_rebuilds_a_deleted_data_set_and_what_is_downstream(warm, instance, storage_dir):
+    (storage_dir / "scaled_mnist.npz").unlink()
+    assert update(warm, instance) == sorted(["scaled_mnist", "compiled_model", *AFTER_TRAINING])
+
+
+def test_update_rebuilds_damaged_plots_only(warm, instance, storage_dir):
+    plot = next((storage_dir / "digit_plots").glob("*.png"))
+    truncate(plot, keep=10)
+    assert update(warm, instance) == ["digit_plots"]
+
+
+def test_update_rebuilds_an_artifact_replaced_outside_its_materialization(warm, instance, storage_dir):
+    """A file and record that agree, but are not what the last materialization wrote (another run, a copy)."""
+    from mnist_pipeline.storage.io_managers import JsonIOManager
+
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    metrics = manager.load(storage_dir / "evaluation_metrics.json")
+    manager.publish({**metrics, "test_accuracy": 0.0}, storage_dir / "evaluation_metrics.json")
+    assert update(warm, instance) == ["digit_plots", "evaluation_metrics", "predictions_table", "production_model"]

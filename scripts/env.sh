@@ -3,5 +3,22 @@
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DAGSTER_HOME="${DAGSTER_HOME:-$repo/.dagster_home}"
 mkdir -p "$DAGSTER_HOME"
-[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp "$repo/scripts/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then
+  cp "$repo/scripts/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+else
+  # An existing home keeps its settings as they are; each top-level setting of scripts/dagster.yaml
+  # it does not have (a newer one, such as run_monitoring) is appended, with its comment.
+  missing="$(awk '
+    NR == FNR { if (match($0, /^[A-Za-z_][A-Za-z0-9_]*:/)) have[substr($0, 1, RLENGTH - 1)] = 1; next }
+    function flush() { if (key != "" && !(key in have)) printf "\n%s", block; key = ""; block = "" }
+    /^#/ { comments = comments $0 "\n"; next }
+    /^[ \t]*$/ { flush(); comments = ""; next }
+    /^[A-Za-z_]/ { flush(); match($0, /^[A-Za-z_][A-Za-z0-9_]*:/); key = substr($0, 1, RLENGTH - 1); block = comments $0 "\n"; comments = ""; next }
+    { block = block $0 "\n" }
+    END { flush() }
+  ' "$DAGSTER_HOME/dagster.yaml" "$repo/scripts/dagster.yaml")"
+  if [ -n "$missing" ]; then
+    printf '\n# Added from %s (settings this file did not have):%s\n' "$repo/scripts/dagster.yaml" "$missing" >> "$DAGSTER_HOME/dagster.yaml"
+  fi
+fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -27,14 +27,14 @@ def specs(asset: str, rules: dict[str, str]) -> list[dg.AssetCheckSpec]:
 RAW_CHECKS = {
     "counts": "MNIST's 60,000 train and 10,000 test images (any positive counts for a data directory of your own)",
     "image_shapes": "every image is 28x28",
-    "labels_in_range": "every label is in 0..9",
-    "every_class_present": "all ten digits appear in both splits",
+    "labels_in_range": "every label is a class index in 0..9",
+    "every_class_present": "all ten classes appear in both splits (named by classes.txt when the data directory has one)",
 }
 
 
 @dg.multi_asset_check(specs=specs("raw_mnist", RAW_CHECKS), ins={"raw_mnist": dg.AssetIn("raw_mnist")})
 def raw_mnist_checks(raw_mnist: DigitDataset, mnist_source: MnistSource) -> Iterator[dg.AssetCheckResult]:
-    expected = quality.MNIST_COUNTS if mnist_source.data_dir is None else None
+    expected = quality.MNIST_COUNTS if mnist_source.resolved_data_dir() is None else None
     yield from evaluate(
         "raw_mnist",
         {

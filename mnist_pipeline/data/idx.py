@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 UNSIGNED_BYTE = 0x08
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class IdxFormatError(ValueError):
@@ -28,8 +30,31 @@ def read_idx(path: str | Path, *, expected_ndim: int | None = None) -> np.ndarra
     path = Path(path)
     if not path.is_file():
         raise IdxFormatError(f"{path}: expected an IDX file, found nothing at that path")
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gunzip(raw, source=str(path))
+    elif raw[:2] == GZIP_MAGIC:
+        raise IdxFormatError(
+            f"{path}: expected an uncompressed IDX file, found gzip-compressed data "
+            f"(name it {path.name}.gz to have it decompressed)"
+        )
     return parse_idx(raw, source=str(path), expected_ndim=expected_ndim)
+
+
+def gunzip(compressed: bytes, *, source: str) -> bytes:
+    """Decompress a .gz file's bytes; IdxFormatError naming `source` if they are not whole gzip data."""
+    try:
+        return gzip.decompress(compressed)
+    except EOFError:
+        found = f"a truncated gzip stream ({len(compressed)} bytes, cut off before its end marker)"
+    except gzip.BadGzipFile as error:
+        if compressed[:2] != GZIP_MAGIC:
+            found = f"data that is not gzip (it starts with bytes {compressed[:4].hex()}, not 1f8b)"
+        else:
+            found = f"damaged gzip data ({error})"
+    except zlib.error as error:
+        found = f"damaged gzip data ({error})"
+    raise IdxFormatError(f"{source}: expected a gzip-compressed IDX file (the name ends in .gz), found {found}")
 
 
 def parse_idx(raw: bytes, *, source: str, expected_ndim: int | None = None) -> np.ndarray:

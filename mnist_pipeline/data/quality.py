@@ -42,12 +42,15 @@ def labels_in_range(dataset: DigitDataset) -> Outcome:
 
 
 def every_class_present(dataset: DigitDataset) -> Outcome:
+    names = dataset.names()
     missing = {
-        split: sorted(set(range(NUM_CLASSES)) - set(np.unique(labels).tolist()))
+        split: [names[label] for label in sorted(set(range(NUM_CLASSES)) - set(np.unique(labels).tolist()))]
         for split, labels in (("train", dataset.train_labels), ("test", dataset.test_labels))
     }
-    missing = {split: digits for split, digits in missing.items() if digits}
-    return not missing, f"expected all ten digits in both splits, missing {missing}" if missing else "all ten digits in both splits"
+    missing = {split: classes for split, classes in missing.items() if classes}
+    if missing:
+        return False, f"expected all ten classes in both splits, missing {missing}"
+    return True, f"all ten classes in both splits: {', '.join(names)}"
 
 
 def scaled_range(dataset: DigitDataset) -> Outcome:

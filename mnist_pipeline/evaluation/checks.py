@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from mnist_pipeline.display import rounded
 from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.evaluation.predictions import PROBABILITY_COLUMNS
 
@@ -28,7 +29,7 @@ def accuracy_gate(evaluation_metrics: dict, quality_gates: QualityGates) -> dg.A
     passed, found = quality_gates.accuracy_passes(evaluation_metrics["test_accuracy"])
     return dg.AssetCheckResult(
         passed=passed, description=found,
-        metadata={"test_accuracy": evaluation_metrics["test_accuracy"], "threshold": quality_gates.min_test_accuracy},
+        metadata={"test_accuracy": rounded(evaluation_metrics["test_accuracy"]), "threshold": quality_gates.threshold()},
     )
 
 

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 
 from mnist_pipeline.data.dataset import DigitDataset
+from mnist_pipeline.display import rounded, rounded_history
 from mnist_pipeline.model.config import Hyperparameters
 from mnist_pipeline.model.split import validation_split
 from mnist_pipeline.model.trained import TrainedModel
@@ -28,10 +29,21 @@ OWNERS = ["team:ml-platform"]
 def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) -> dg.Output[dict]:
     """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad).
 
-    Stored resolved: the preset's recipe filled in wherever the config leaves a value unset.
+    Stored resolved: every value the preset's recipe trains with, overrides included.
     """
     values = config.resolved()
-    return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=dict(values))
+    overrides = config.overrides()
+    # Said out loud, so values kept from another preset's block in the Launchpad are never silent.
+    context.log.info(
+        f"The {values['preset']} preset's recipe"
+        + (": " if not overrides else " with overrides: ")
+        + ", ".join(
+            f"{field} {value}" + (f" (the preset's: {overrides[field][1]})" if field in overrides else "")
+            for field, value in config.recipe().items()
+        )
+    )
+    metadata = {**values, "preset_overrides": dg.MetadataValue.json({field: value for field, (value, _) in overrides.items()})}
+    return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=metadata)
 
 
 @dg.asset(
@@ -144,12 +156,12 @@ def trained_model(
             "learning_rate_schedule": params["schedule"],
             "train_images": len(train_idx),
             "validation_images": len(val_idx),
-            "training_seconds": round(seconds, 2),
-            "images_per_second": round(len(train_idx) * epochs / seconds, 1),
-            "final_loss": history["loss"][-1],
-            "final_accuracy": history["accuracy"][-1],
-            "final_val_loss": history["val_loss"][-1],
-            "final_val_accuracy": history["val_accuracy"][-1],
-            "history": dg.MetadataValue.json(history),
+            "training_seconds": rounded(seconds),
+            "images_per_second": rounded(len(train_idx) * epochs / seconds),
+            "final_loss": rounded(history["loss"][-1]),
+            "final_accuracy": rounded(history["accuracy"][-1]),
+            "final_val_loss": rounded(history["val_loss"][-1]),
+            "final_val_accuracy": rounded(history["val_accuracy"][-1]),
+            "history": dg.MetadataValue.json(rounded_history(history)),
         },
     )

@@ -5,88 +5,143 @@ data version) feeds compiled_model and trained_model. Changing them is a
 materialization of that asset, so Dagster marks every model downstream as
 unsynced and "materialize what changed" retrains.
 
-`preset` picks a network and its training recipe (model/presets.py). The
-optimizer, learning rate, epochs and batch size default to the preset's
-values; set one to override it.
+The run config names the preset as a key, with that preset's recipe under it,
+and the two values every preset shares beside it:
 
-Pydantic constraints reject bad values with an error naming the field;
-`preset` and `optimizer` are enums, so Dagster rejects an unknown name at launch.
+    preset:
+      tutorial: {optimizer: sgd, learning_rate: 0.01, epochs: 10, batch_size: 32}
+    validation_fraction: 0.1
+    seed: 0
+
+Each preset's recipe is its own config type (a discriminated union, which the
+Launchpad shows as a selector) whose fields default to that preset's values.
+So the Launchpad opens with every value the default preset trains with, and
+`preset: {fast: {}}` (or `{fast: {epochs: 5}}`) takes the fast preset's values,
+never the tutorial's. A value under a preset's name that differs from the
+preset's own is an override, and `overrides()` lists it so the run log says so.
+
+Pydantic constraints reject bad values with an error naming the field
+(`preset.tutorial.epochs`), floats must be finite; the preset and the
+optimizer are names Dagster checks, so an unknown one is refused at launch.
 """
 
+from __future__ import annotations
+
 from enum import Enum
-from typing import Optional
+from typing import Any, Literal, Optional, Union
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
-from mnist_pipeline.model.presets import DEFAULT_PRESET, PRESETS, Preset, PresetName
+from mnist_pipeline.model.presets import DEFAULT_PRESET, PRESETS, Preset
+
+# The fields of a preset's recipe, as the command line's flags and `from_values` name them.
+RECIPE_FIELDS = ("optimizer", "learning_rate", "epochs", "batch_size")
 
 
-class OptimizerName(str, Enum):  # an Enum, not a Literal: Dagster accepts Optional[Enum] only
+class OptimizerName(str, Enum):  # an Enum, not a Literal: Dagster shows it as a choice in the Launchpad
     sgd = "sgd"
     adam = "adam"
 
 
-def _preset_values(attribute: str) -> str:
-    return ", ".join(f"{name}: {getattr(preset, attribute)}" for name, preset in PRESETS.items())
+def recipe_config(preset: Preset) -> type[dg.Config]:
+    """The run config of one preset's recipe: the same fields and limits for every preset, defaulting to its values."""
+    return create_model(
+        f"{preset.name.capitalize()}Recipe",
+        __base__=dg.Config,
+        __doc__=f"The {preset.name} preset: {preset.summary}",
+        # Dagster's selector key for this branch; not shown as a field.
+        name=(Literal[preset.name], preset.name),  # type: ignore[valid-type]
+        optimizer=(OptimizerName, Field(default=OptimizerName(preset.optimizer), description="'sgd' or 'adam'.")),
+        learning_rate=(
+            float,
+            Field(
+                default=preset.learning_rate,
+                gt=0.0,
+                le=10.0,
+                allow_inf_nan=False,
+                description="Learning rate, a finite number in (0, 10]"
+                + ("; the starting rate of the cosine schedule." if preset.schedule == "cosine" else "."),
+            ),
+        ),
+        epochs=(int, Field(default=preset.epochs, ge=1, le=1000, description="Passes over the training slice.")),
+        batch_size=(int, Field(default=preset.batch_size, ge=1, le=60000, description="Images per gradient step.")),
+    )
+
+
+RECIPES: dict[str, type[dg.Config]] = {name: recipe_config(preset) for name, preset in PRESETS.items()}
+Recipe = Union[tuple(RECIPES.values())]  # type: ignore[valid-type]
 
 
 class Hyperparameters(dg.Config):
     """Which network is built, and how it is initialised, compiled and fitted."""
 
-    preset: PresetName = Field(
-        default=DEFAULT_PRESET,
-        description="Network and training recipe: 'tutorial' (the Keras tutorial's), 'fast' (99%+ in seconds) "
-        "or 'best' (99.5%+).",
-    )
-    optimizer: Optional[OptimizerName] = Field(
-        default=None, description=f"'sgd' or 'adam'; unset: the preset's ({_preset_values('optimizer')})."
-    )
-    learning_rate: Optional[float] = Field(
-        default=None,
-        gt=0.0,
-        le=10.0,
-        description="Learning rate, the starting rate of the preset's cosine schedule if it has one; "
-        f"unset: the preset's ({_preset_values('learning_rate')}).",
-    )
-    epochs: Optional[int] = Field(
-        default=None, ge=1, le=1000, description=f"Passes over the training slice; unset: the preset's ({_preset_values('epochs')})."
-    )
-    batch_size: Optional[int] = Field(
-        default=None, ge=1, le=60000, description=f"Images per gradient step; unset: the preset's ({_preset_values('batch_size')})."
+    preset: Recipe = Field(  # type: ignore[valid-type]
+        default=RECIPES[DEFAULT_PRESET](),
+        discriminator="name",
+        description="The network and its training recipe: 'tutorial' (the Keras tutorial's), 'fast' (99%+ in "
+        "seconds) or 'best' (99.5%+), with the preset's values under its name; change one to override it.",
     )
     validation_fraction: float = Field(
         default=0.1,
         gt=0.0,
         lt=1.0,
-        description="Share of the training set held out for validation (never the test set).",
+        allow_inf_nan=False,
+        description="Share of the training set held out for validation (never the test set), a finite number in (0, 1).",
     )
     seed: int = Field(default=0, ge=0, description="Seed for the initial weights, the validation split and shuffling.")
 
+    @classmethod
+    def from_values(cls, **values: Any) -> "Hyperparameters":
+        """From flat values, as the command line gives them: `from_values(preset="fast", epochs=5)`."""
+        return cls(**hyperparameters_config(**values))
+
     def chosen_preset(self) -> Preset:
-        return PRESETS[self.preset]
+        return PRESETS[self.preset.name]
 
-    def chosen_optimizer(self) -> str:
-        return OptimizerName(self.optimizer).value if self.optimizer is not None else self.chosen_preset().optimizer
+    def recipe(self) -> dict[str, Any]:
+        """The recipe the model is trained with: the preset's, with any value set under its name."""
+        return {
+            "optimizer": OptimizerName(self.preset.optimizer).value,
+            "learning_rate": self.preset.learning_rate,
+            "epochs": self.preset.epochs,
+            "batch_size": self.preset.batch_size,
+        }
 
-    def chosen_learning_rate(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else self.chosen_preset().learning_rate
-
-    def chosen_epochs(self) -> int:
-        return self.epochs if self.epochs is not None else self.chosen_preset().epochs
-
-    def chosen_batch_size(self) -> int:
-        return self.batch_size if self.batch_size is not None else self.chosen_preset().batch_size
+    def overrides(self) -> dict[str, tuple[Any, Any]]:
+        """Each recipe value that differs from the preset's own: field -> (value, the preset's)."""
+        preset = self.chosen_preset()
+        return {
+            field: (value, getattr(preset, field))
+            for field, value in self.recipe().items()
+            if value != getattr(preset, field)
+        }
 
     def resolved(self) -> dict:
-        """Every value the models are built and trained with, the preset's filled in: what is versioned."""
+        """Every value the models are built and trained with: what is stored and versioned."""
+        recipe = self.recipe()
         return {
-            "preset": self.preset,
-            "optimizer": self.chosen_optimizer(),
-            "learning_rate": self.chosen_learning_rate(),
+            "preset": self.preset.name,
+            "optimizer": recipe["optimizer"],
+            "learning_rate": recipe["learning_rate"],
             "schedule": self.chosen_preset().schedule,
-            "epochs": self.chosen_epochs(),
-            "batch_size": self.chosen_batch_size(),
+            "epochs": recipe["epochs"],
+            "batch_size": recipe["batch_size"],
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
         }
+
+
+def hyperparameters_config(preset: Optional[str] = None, **values: Any) -> dict[str, Any]:
+    """The `hyperparameters` asset's run config from flat values (the command line's flags).
+
+    The recipe's values go under the preset's name (the default preset's when
+    none is given), so what is not given is the preset's; the rest go beside it.
+    """
+    recipe = {field: values.pop(field) for field in RECIPE_FIELDS if field in values}
+    return {"preset": {preset or DEFAULT_PRESET: recipe}, **values}
+
+
+def hyperparameters_run_config(**values: Any) -> dict[str, Any]:
+    """A run config that sets the hyperparameters from flat values: `hyperparameters_run_config(epochs=1)`."""
+    return {"ops": {"hyperparameters": {"config": hyperparameters_config(**values)}}}

@@ -4,10 +4,11 @@ Free of Keras, so the run config can name the presets at start-up; the
 networks themselves are in model/architectures.py.
 
 The preset is chosen once, in the `hyperparameters` asset's config
-(`Hyperparameters.preset`), which stores the whole recipe resolved; both
-compiled_model and trained_model read that, so they cannot disagree. Any
-optimizer, learning rate, epoch count or batch size set in the run config
-overrides the preset's. Each network is named after its preset
+(`Hyperparameters.preset`, model/config.py), which stores the whole recipe
+resolved; both compiled_model and trained_model read that, so they cannot
+disagree. The run config shows a preset's optimizer, learning rate, epoch
+count and batch size under its name, defaulting to the values here; a value
+changed there overrides the preset's. Each network is named after its preset
 (`network_name`), so a stored model says which preset built it.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PresetName = Literal["tutorial", "fast", "best"]
 ScheduleName = Literal["constant", "cosine"]
 
 

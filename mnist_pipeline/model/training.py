@@ -27,8 +27,9 @@ import numpy as np
 
 from mnist_pipeline.model.network import EpochLogger, progress_callbacks
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
+from mnist_pipeline.storage.locks import LOCK_FILE
+from mnist_pipeline.versioning.resources import CHECKPOINT_STATE_FILE as STATE_FILE
 
-STATE_FILE = "state.json"
 MAX_STEPS_PER_CALL = 16
 
 
@@ -36,7 +37,7 @@ MAX_STEPS_PER_CALL = 16
 def exclusive(directory: Path, log: Callable[[str], None]) -> Iterator[None]:
     """Hold the directory's lock; wait (saying so) while another process holds it."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
+    with open(directory / LOCK_FILE, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

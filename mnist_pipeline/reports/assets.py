@@ -33,10 +33,13 @@ def digit_plots(
     evaluation_metrics: dict,
     predictions_table: pd.DataFrame,
 ) -> dg.Output[dict]:
-    """A sample digit, predicted vs true grid, confident mistakes, class probabilities, confusion matrix, training curves."""
+    """The report as PNGs: an overview (accuracy, a few predictions, confusion matrix, training curves; open
+    plot_overview for the whole result at a glance), then each part on its own: a sample image, the first test
+    images with their predicted classes, the most confident mistakes, class probabilities, confusion matrix,
+    training curves. Classes are named as the data names them (classes.txt beside the IDX files)."""
     from mnist_pipeline.reports.report import render_plots  # matplotlib: kept out of start-up
 
-    # The digits as loaded (uint8): a quarter of the memory of scaled_mnist, and the same pictures.
+    # The images as loaded (uint8): a quarter of the memory of scaled_mnist, and the same pictures.
     figures = render_plots(raw_mnist, trained_model.history, evaluation_metrics, predictions_table)
     metadata: dict[str, object] = {f"plot_{name}": embedded_png(name, png) for name, png in figures.items()}
     metadata["largest_png_bytes"] = max(len(png) for png in figures.values())

@@ -2,21 +2,22 @@
 
 import dagster as dg
 
+from mnist_pipeline.display import rounded
 from mnist_pipeline.evaluation.gates import QualityGates
 from mnist_pipeline.model.checks import weights_finite
 from mnist_pipeline.model.trained import TrainedModel
-from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer
+from mnist_pipeline.serving.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, replaced_version
 from mnist_pipeline.versioning.code_version import code_version
 from mnist_pipeline.versioning.content import json_version
 from mnist_pipeline.versioning.resources import ModelRegistryResource
 
 
-def current_production_version(instance: dg.DagsterInstance) -> str | None:
+def current_production(instance: dg.DagsterInstance) -> dict[str, str | None]:
+    """The served version and the one served before it, as the last materialization of production_model recorded."""
     event = instance.get_latest_materialization_event(dg.AssetKey(PRODUCTION_ASSET))
-    if event is None or event.asset_materialization is None:
-        return None
-    entry = event.asset_materialization.metadata.get("version")
-    return entry.value if entry is not None else None
+    metadata = event.asset_materialization.metadata if event is not None and event.asset_materialization else {}
+    values = {name: metadata[name].value if name in metadata else None for name in ("version", "previous_version")}
+    return {name: None if value == "none" else value for name, value in values.items()}
 
 
 @dg.asset(
@@ -41,9 +42,10 @@ def production_model(
     finite, found = weights_finite(trained_model.model.get_weights())
     if not finite:
         raise PromotionRefused(f"model {version}: {found}")
-    # Checked again here, so materializing this asset alone can never skip the gate.
+    # Checked again here, so materializing this asset alone can never skip the gate; and the registry's
+    # files are checked against their recorded SHA-256 and loaded once, so a damaged model is never served.
     check_promotable(model_registry.registry(), quality_gates, version)
-    previous = current_production_version(context.instance)
+    previous = replaced_version(version, current_production(context.instance))
     served = pointer(version, evaluation_metrics["test_accuracy"], "passed every gate", context.run_id, previous)
     context.log.info(f"Serving model {version} (test accuracy {served['test_accuracy']:.4f}; previously {previous})")
     return dg.Output(
@@ -51,7 +53,7 @@ def production_model(
         data_version=dg.DataVersion(json_version({"version": version})),
         metadata={
             "version": version,
-            "test_accuracy": served["test_accuracy"],
+            "test_accuracy": rounded(served["test_accuracy"]),
             "previous_version": previous or "none",
             "model_path": dg.MetadataValue.path(str(model_registry.registry().model_path(version))),
         },

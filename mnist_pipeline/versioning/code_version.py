@@ -7,14 +7,19 @@ An asset's code version hashes:
     whole, with the project modules those import in turn.
 
 Only files are read (with `ast`); nothing is imported, so computing versions
-at definition time never pulls TensorFlow in.
+at definition time never pulls TensorFlow in. Each module is read, parsed and
+searched for imports once per process (the versions of all assets are computed
+when the definitions are imported, and they share most modules);
+`forget_sources()` drops that memory, for code that edits source files.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import importlib.util
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +41,13 @@ def _is_package(module_name: str) -> bool:
 
 def _source(module_name: str) -> str:
     return _module_file(module_name).read_text()
+
+
+@lru_cache(maxsize=None)
+def _parsed(module_name: str) -> tuple[str, ast.Module]:
+    """A module's source and syntax tree, read and parsed once."""
+    source = _source(module_name)
+    return source, ast.parse(source)
 
 
 def _is_project(module_name: str, project: str) -> bool:
@@ -75,6 +87,31 @@ def _used_names(node: ast.AST) -> set[str]:
 
 
 @lru_cache(maxsize=None)
+def _lines(module_name: str) -> tuple[str, ...]:
+    """A module's lines, endings kept, split where Python counts lines (CR LF, CR, LF; not at a form feed)."""
+    return tuple(re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", _parsed(module_name)[0]))
+
+
+def source_segment(module_name: str, node: ast.AST) -> str:
+    """`ast.get_source_segment(source, node)` of a module's node (decorators excluded), or "".
+
+    Given only the node's own lines: ast.get_source_segment splits its whole source into lines on
+    every call, which was most of the time code versions took.
+    """
+    lines = _lines(module_name)[node.lineno - 1 : node.end_lineno]
+    local = copy.copy(node)
+    local.lineno, local.end_lineno = 1, node.end_lineno - node.lineno + 1
+    return ast.get_source_segment("".join(lines), local) or ""
+
+
+@lru_cache(maxsize=None)
+def _module_imports(module_name: str, project: str) -> tuple[str, ...]:
+    """The project modules a module imports, anywhere in it."""
+    _, tree = _parsed(module_name)
+    return tuple(_imported_modules(tree, project).values())
+
+
+@lru_cache(maxsize=None)
 def module_closure(module_name: str, project: str = PROJECT_PACKAGE) -> tuple[tuple[str, str], ...]:
     """(module name, source) for a module and every project module it imports, transitively."""
     seen: dict[str, str] = {}
@@ -83,16 +120,20 @@ def module_closure(module_name: str, project: str = PROJECT_PACKAGE) -> tuple[tu
         name = pending.pop()
         if name in seen:
             continue
-        source = _source(name)
-        seen[name] = source
-        pending.extend(_imported_modules(ast.parse(source), project).values())
+        seen[name] = _parsed(name)[0]
+        pending.extend(_module_imports(name, project))
     return tuple(sorted(seen.items()))
+
+
+def forget_sources() -> None:
+    """Forget every module file, source and syntax tree read so far, so edited files are read again."""
+    for cached in (_module_file, _parsed, _lines, _module_imports, module_closure):
+        cached.cache_clear()
 
 
 def code_version(module_name: str, function_name: str, project: str = PROJECT_PACKAGE) -> str:
     """A 16-hex-digit version of `function_name` in `module_name` and everything it relies on."""
-    source = _source(module_name)
-    tree = ast.parse(source)
+    _, tree = _parsed(module_name)
     definitions = _top_level_definitions(tree)
     top_level_imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     module_imports = _imported_modules(ast.Module(body=top_level_imports, type_ignores=[]), project)
@@ -107,7 +148,7 @@ def code_version(module_name: str, function_name: str, project: str = PROJECT_PA
         if name in pieces:
             continue
         node = definitions[name]
-        pieces[name] = ast.get_source_segment(source, node) or ""  # decorators excluded
+        pieces[name] = source_segment(module_name, node)  # decorators excluded
         local_imports = _imported_modules(node, project)
         modules.update(local_imports.values())
         for used in _used_names(node):

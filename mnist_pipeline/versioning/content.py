@@ -36,7 +36,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def dataset_version(dataset: DigitDataset) -> str:
-    return _digest(chunk for name, array in dataset.arrays().items() for chunk in _array_chunks(name, array))
+    return _digest(chunk for name, array in dataset.stored_arrays().items() for chunk in _array_chunks(name, array))
 
 
 def json_version(value: Any) -> str:

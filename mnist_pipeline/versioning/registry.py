@@ -1,32 +1,78 @@
-"""Every trained model ever produced, kept by version and never overwritten.
+"""Every trained model ever produced, kept by version, and checked every time it is used.
 
     <root>/<version>/model.keras       the model, as trained
-    <root>/<version>/manifest.json     run id, input data versions, hyperparameters, code version
+    <root>/<version>/manifest.json     run ids, input data versions, hyperparameters, code version,
+                                       and the SHA-256 of model.keras and evaluation.json as written
     <root>/<version>/evaluation.json   its test metrics, once evaluated
+    <root>/.lock                       held while the registry is written (register, evaluation, prune)
 
 The version is the model's content hash (its Dagster data version), so a
 deterministic re-run that trains the same weights finds its version already
-there and only records the extra run.
+there: it records the extra run and, if model.keras is missing or no longer
+matches its recorded SHA-256, rewrites it from the model in memory and records
+the new file's hash (a .keras file is a ZIP archive with timestamps, so two
+saves of the same model differ in bytes: the hash is of what was written).
+
+Promoting, serving, loading and exporting a version first check its files
+against those hashes. Manifests written before hashes were recorded have no
+"sha256" field: their model.keras is accepted if it is a sound ZIP archive
+(every member passes its CRC-32 check) and their evaluation.json if it is
+valid JSON; the next registration of that version records both hashes.
+
+Every failure is a RegistryError whose message is one line naming the version
+and the file, so the command line can print it as it is.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
+from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, verify_file, verify_zip_archive
+from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 EVALUATION_FILE = "evaluation.json"
+# Fields every manifest has, and what each must be; the registry and `models list` rely on them.
+MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "version": (str,),
+    "run_id": (str,),
+    "runs": (list,),
+    "registered_at": (int, float),
+    "hyperparameters": (dict,),
+}
 
 
-class UnknownModelVersionError(LookupError):
+class RegistryError(Exception):
+    """A model version cannot be used as asked. The message is complete: one line naming the version and file."""
+
+
+class UnknownModelVersionError(RegistryError, LookupError):
     """No model with that version is registered."""
+
+
+class MalformedRecordError(RegistryError, ValueError):
+    """A manifest.json or evaluation.json is not what the registry writes (invalid JSON, missing fields)."""
+
+
+class DamagedFileError(RegistryError, IntegrityError):
+    """A version's model.keras or evaluation.json is missing or no longer matches the SHA-256 recorded when it was written."""
+
+
+class UnloadableModelError(RegistryError, ValueError):
+    """An intact model file that Keras will not load in safe mode (a Lambda layer, a custom object)."""
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
 
 
 @dataclass(frozen=True)
@@ -36,61 +82,208 @@ class ModelRegistry:
     def version_dir(self, version: str) -> Path:
         return self.root / version
 
+    def versions(self) -> list[str]:
+        """Every registered version (a directory with a manifest file), in no particular order."""
+        if not self.root.is_dir():
+            return []
+        return [d.name for d in self.root.iterdir() if not d.name.startswith(".") and (d / MANIFEST_FILE).is_file()]
+
+    def writing(self):
+        """Hold the registry's lock: one writer at a time, so a repair and a prune never interleave."""
+        return exclusive_lock(self.root / LOCK_FILE)
+
+    # --- writing ------------------------------------------------------------------------------
+
     def register(self, version: str, model: Any, manifest: dict[str, Any]) -> Path:
-        """Store `model` under `version` unless it is there already; record the run either way."""
+        """Store `model` under `version` and record the run.
+
+        If the version is there already, only the run is added, unless its model
+        file is missing or damaged: then it is rewritten from `model` and the repair
+        recorded. A malformed manifest is replaced by this run's.
+        """
         directory = self.version_dir(version)
-        manifest_path = directory / MANIFEST_FILE
-        if manifest_path.exists():
-            existing = json.loads(manifest_path.read_text())
-            runs = existing.setdefault("runs", [])
-            if manifest["run_id"] not in runs:
-                runs.append(manifest["run_id"])
-                atomic_write_json(manifest_path, existing)
-            return directory
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / MODEL_FILE, lambda tmp: model.save(tmp))
-        atomic_write_json(manifest_path, {**manifest, "version": version, "registered_at": time.time(), "runs": [manifest["run_id"]]})
+        model_path = directory / MODEL_FILE
+        now = time.time()
+        with self.writing():
+            try:
+                record, problem = self._read_manifest(version), None
+            except UnknownModelVersionError:
+                record, problem = None, None
+            except MalformedRecordError as malformed:
+                record, problem = None, str(malformed)
+            fresh = record is None
+            if fresh:  # first registration, or a manifest beyond repair: this run's replaces it
+                record = {**manifest, "version": version, "registered_at": now, "runs": []}
+            else:
+                try:
+                    self._verify_model(version, record.setdefault("sha256", {}))
+                except DamagedFileError as damage:
+                    problem = str(damage)
+            hashes = record.setdefault("sha256", {})
+            if fresh or problem is not None:
+                directory.mkdir(parents=True, exist_ok=True)
+                atomic_write(model_path, lambda tmp: model.save(tmp))
+                hashes[MODEL_FILE] = file_sha256(model_path)
+            elif MODEL_FILE not in hashes:
+                # Registered before hashes were recorded, and the file passed the ZIP check: record its hash now.
+                hashes[MODEL_FILE] = file_sha256(model_path)
+            if problem is not None:
+                record.setdefault("repairs", []).append({"at": now, "run_id": manifest["run_id"], "found": problem})
+            if manifest["run_id"] not in record["runs"]:
+                record["runs"].append(manifest["run_id"])
+            record["last_registered_at"] = now
+            if EVALUATION_FILE not in hashes and (directory / EVALUATION_FILE).is_file():
+                try:
+                    self._read_evaluation(version, None)
+                except MalformedRecordError:
+                    (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: the next evaluation writes it
+                else:
+                    hashes[EVALUATION_FILE] = file_sha256(directory / EVALUATION_FILE)
+            atomic_write_json(directory / MANIFEST_FILE, record)
         return directory
 
     def record_evaluation(self, version: str, metrics: dict[str, Any]) -> None:
-        self._require(version)
-        atomic_write_json(self.version_dir(version) / EVALUATION_FILE, metrics)
+        with self.writing():
+            record = self._read_manifest(version)
+            path = self.version_dir(version) / EVALUATION_FILE
+            atomic_write_json(path, metrics)
+            record.setdefault("sha256", {})[EVALUATION_FILE] = file_sha256(path)
+            atomic_write_json(self.version_dir(version) / MANIFEST_FILE, record)
+
+    # --- reading ------------------------------------------------------------------------------
 
     def _require(self, version: str) -> Path:
         directory = self.version_dir(version)
         if not (directory / MANIFEST_FILE).is_file():
-            known = ", ".join(entry["version"] for entry in self.list()) or "none"
+            known = ", ".join(sorted(self.versions())) or "none"
             raise UnknownModelVersionError(
                 f"{directory}: expected a registered model version {version!r}, found none (registered: {known})"
             )
         return directory
 
+    def _read_manifest(self, version: str) -> dict[str, Any]:
+        path = self._require(version) / MANIFEST_FILE
+        expected = f"expected the manifest of model version {version} as a JSON object"
+        try:
+            record = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedRecordError(f"{path}: {expected}, found invalid JSON ({error})") from error
+        if not isinstance(record, dict):
+            raise MalformedRecordError(f"{path}: {expected}, found a JSON {type(record).__name__}")
+        missing = [name for name in MANIFEST_FIELDS if name not in record]
+        if missing:
+            raise MalformedRecordError(f"{path}: {expected} with fields {', '.join(MANIFEST_FIELDS)}; missing {', '.join(missing)}")
+        for name, types in MANIFEST_FIELDS.items():
+            if not isinstance(record[name], types) or isinstance(record[name], bool):
+                raise MalformedRecordError(
+                    f"{path}: expected field {name!r} of model version {version}'s manifest to be "
+                    f"{' or '.join(t.__name__ for t in types)}, found {record[name]!r}"
+                )
+        if record["version"] != version:
+            raise MalformedRecordError(f"{path}: expected the manifest of model version {version}, found one for {record['version']!r}")
+        hashes = record.get("sha256", {})
+        if not isinstance(hashes, dict) or not all(isinstance(h, str) for h in hashes.values()):
+            raise MalformedRecordError(f"{path}: expected field 'sha256' of model version {version}'s manifest to map file names to hashes, found {hashes!r}")
+        return record
+
+    def _read_evaluation(self, version: str, expected_sha256: str | None) -> dict[str, Any] | None:
+        path = self.version_dir(version) / EVALUATION_FILE
+        if expected_sha256 is None and not path.exists():
+            return None
+        if expected_sha256 is not None:
+            self._verify_file(path, expected_sha256, f"the evaluation of model version {version}")
+        try:
+            evaluation = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedRecordError(f"{path}: expected the evaluation of model version {version} as JSON, found invalid JSON ({error})") from error
+        accuracy = evaluation.get("test_accuracy") if isinstance(evaluation, dict) else None
+        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not math.isfinite(accuracy):
+            raise MalformedRecordError(
+                f"{path}: expected the evaluation of model version {version} with a numeric 'test_accuracy', found {accuracy!r}"
+            )
+        return evaluation
+
+    @staticmethod
+    def _verify_file(path: Path, expected_sha256: str, what: str) -> None:
+        try:
+            verify_file(path, expected_sha256, what=what)
+        except IntegrityError as error:
+            raise DamagedFileError(f"{error}; a run that trains this version again rewrites it") from error
+
+    def _verify_model(self, version: str, hashes: dict[str, str]) -> Path:
+        path = self.version_dir(version) / MODEL_FILE
+        what = f"the model file of version {version}"
+        if MODEL_FILE in hashes:
+            self._verify_file(path, hashes[MODEL_FILE], what)
+        else:  # registered before hashes were recorded
+            try:
+                verify_zip_archive(path, what=what)
+            except IntegrityError as error:
+                raise DamagedFileError(f"{error}; a run that trains this version again rewrites it") from error
+        return path
+
     def manifest(self, version: str) -> dict[str, Any]:
-        directory = self._require(version)
-        manifest = json.loads((directory / MANIFEST_FILE).read_text())
-        evaluation = directory / EVALUATION_FILE
-        manifest["evaluation"] = json.loads(evaluation.read_text()) if evaluation.exists() else None
-        return manifest
+        """The version's manifest, with its verified evaluation (None if never evaluated) under "evaluation"."""
+        record = self._read_manifest(version)
+        record["evaluation"] = self._read_evaluation(version, record.get("sha256", {}).get(EVALUATION_FILE))
+        return record
+
+    def evaluation(self, version: str) -> dict[str, Any] | None:
+        return self.manifest(version)["evaluation"]
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """The manifest (as `manifest`) once every file of the version has been checked."""
+        record = self.manifest(version)
+        self._verify_model(version, record.get("sha256", {}))
+        return record
 
     def list(self) -> list[dict[str, Any]]:
-        """Every registered version's manifest, oldest first."""
-        if not self.root.is_dir():
-            return []
-        manifests = [self.manifest(d.name) for d in self.root.iterdir() if (d / MANIFEST_FILE).is_file()]
-        return sorted(manifests, key=lambda m: m["registered_at"])
+        """Every registered version's manifest, oldest first.
+
+        A version whose manifest or evaluation cannot be read is listed as
+        {"version": ..., "problem": <the error message>} rather than hiding the others.
+        """
+        entries = []
+        for version in self.versions():
+            try:
+                entries.append(self.manifest(version))
+            except RegistryError as error:
+                registered_at = (self.version_dir(version) / MANIFEST_FILE).stat().st_mtime
+                entries.append({"version": version, "registered_at": registered_at, "problem": str(error)})
+        return sorted(entries, key=lambda m: m["registered_at"])
 
     def model_path(self, version: str) -> Path:
+        """Where the version's model file is (not checked: for display)."""
         return self._require(version) / MODEL_FILE
 
+    def verified_model_path(self, version: str) -> Path:
+        """The version's model file, once checked against the SHA-256 recorded when it was written."""
+        return self._verify_model(version, self._read_manifest(version).get("sha256", {}))
+
     def load(self, version: str):
-        """The Keras model of `version`, loaded with safe_mode=True."""
+        """The Keras model of `version`, checked, then loaded with safe_mode=True."""
+        path = self.verified_model_path(version)
         import keras
 
-        return keras.models.load_model(self.model_path(version), safe_mode=True)
+        try:
+            return keras.models.load_model(path, safe_mode=True)
+        except Exception as error:  # any refusal by Keras; the file itself was just verified
+            raise UnloadableModelError(
+                f"{path}: expected model version {version} to load in Keras safe mode, found it refused ({_first_line(error)})"
+            ) from error
 
     def export(self, version: str, destination: Path) -> Path:
+        """Copy the checked model file of `version` to `destination` (a file, or a directory to put it in)."""
+        hashes = self._read_manifest(version).get("sha256", {})
+        source = self._verify_model(version, hashes)
         destination = Path(destination)
         if destination.is_dir():
             destination = destination / f"mnist-{version}.keras"
-        atomic_write(destination, lambda tmp: shutil.copyfile(self.model_path(version), tmp))
+
+        def copy(tmp: Path) -> None:
+            shutil.copyfile(source, tmp)
+            if MODEL_FILE in hashes:  # the copy, too, is what was registered
+                self._verify_file(tmp, hashes[MODEL_FILE], f"a copy of the model file of version {version}")
+
+        atomic_write(destination, copy)
         return destination

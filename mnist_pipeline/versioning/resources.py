@@ -23,11 +23,17 @@ class ModelRegistryResource(dg.ConfigurableResource):
         return ModelRegistry(Path(self.root).expanduser().resolve() if self.root else default_registry_dir())
 
 
+# In a checkpoint directory while its training can be resumed (model/training.py writes it; prune reads it).
+CHECKPOINT_STATE_FILE = "state.json"
+
+
 class TrainingCheckpoints(dg.ConfigurableResource):
     """Where unfinished training keeps its per-epoch checkpoints."""
 
     root: Optional[str] = Field(default=None, description="Checkpoint directory; defaults to <storage>/training_checkpoints.")
 
+    def root_dir(self) -> Path:
+        return Path(self.root).expanduser().resolve() if self.root else default_storage_dir() / "training_checkpoints"
+
     def directory(self, training_key: str) -> Path:
-        base = Path(self.root).expanduser().resolve() if self.root else default_storage_dir() / "training_checkpoints"
-        return base / training_key
+        return self.root_dir() / training_key

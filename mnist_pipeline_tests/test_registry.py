@@ -1,0 +1,366 @@
+"""The model registry: every stored file verified before use, repaired by re-registration, and every
+refusal one line naming the version and the file, in the registry and through `mnist-pipeline models`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from mnist_pipeline import cli
+from mnist_pipeline.evaluation.gates import QualityGates
+from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
+from mnist_pipeline.storage.integrity import file_sha256
+from mnist_pipeline.versioning.registry import (
+    DamagedFileError,
+    MalformedRecordError,
+    ModelRegistry,
+    UnknownModelVersionError,
+    UnloadableModelError,
+)
+
+
+def tiny_model(seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+
+
+def lambda_model() -> keras.Model:
+    """A model Keras refuses to load in safe mode: its Lambda layer is arbitrary Python code."""
+    return keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(3)])
+
+
+def run_manifest(run_id: str = "run-1") -> dict:
+    return {"run_id": run_id, "hyperparameters": {"epochs": 1, "optimizer": "adam"}, "code_version": "c"}
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def manifest_of(registry: ModelRegistry, version: str) -> dict:
+    return json.loads((registry.version_dir(version) / "manifest.json").read_text())
+
+
+@pytest.fixture
+def registry(tmp_path) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "registry")
+
+
+@pytest.fixture
+def registered(registry) -> tuple[ModelRegistry, keras.Model]:
+    model = tiny_model()
+    registry.register("v1", model, run_manifest())
+    registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    return registry, model
+
+
+def assert_same_weights(a: keras.Model, b: keras.Model) -> None:
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+# --- hashes recorded and checked --------------------------------------------------------------
+
+def test_the_hash_of_every_stored_file_is_recorded_when_written(registered):
+    registry, _ = registered
+    directory = registry.version_dir("v1")
+    assert manifest_of(registry, "v1")["sha256"] == {
+        "model.keras": file_sha256(directory / "model.keras"),
+        "evaluation.json": file_sha256(directory / "evaluation.json"),
+    }
+
+
+def test_a_truncated_model_is_refused_for_loading_exporting_and_promoting(registered, tmp_path):
+    registry, _ = registered
+    path = registry.version_dir("v1") / "model.keras"
+    expected = file_sha256(path)
+    truncate(path)
+    found = file_sha256(path)
+    message = (
+        rf"^{path}: expected the model file of version v1 with SHA-256 {expected}, "
+        rf"found SHA-256 {found} \(\d+ bytes\): the file is damaged; a run that trains this version again rewrites it$"
+    )
+    with pytest.raises(DamagedFileError, match=message):
+        registry.load("v1")
+    with pytest.raises(DamagedFileError, match=message):
+        registry.export("v1", tmp_path / "out.keras")
+    assert not (tmp_path / "out.keras").exists()
+    with pytest.raises(DamagedFileError, match=message):
+        check_promotable(registry, QualityGates(), "v1")
+
+
+def test_a_missing_model_file_is_refused(registered):
+    registry, _ = registered
+    path = registry.version_dir("v1") / "model.keras"
+    path.unlink()
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version v1 with SHA-256 [0-9a-f]{{64}}, found no file"):
+        check_promotable(registry, QualityGates(), "v1")
+
+
+def test_an_edited_evaluation_cannot_pass_the_gate(registered):
+    """evaluation.json decides promotion: a valid JSON file with another accuracy is caught by its hash."""
+    registry, _ = registered
+    registry.record_evaluation("v1", {"test_accuracy": 0.5})
+    path = registry.version_dir("v1") / "evaluation.json"
+    path.write_text(json.dumps({"test_accuracy": 0.995}))
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the evaluation of model version v1 with SHA-256"):
+        check_promotable(registry, QualityGates(), "v1")
+
+
+def test_export_copies_the_verified_file(registered, tmp_path):
+    registry, _ = registered
+    out = registry.export("v1", tmp_path)
+    assert out == tmp_path / "mnist-v1.keras"
+    assert file_sha256(out) == manifest_of(registry, "v1")["sha256"]["model.keras"]
+
+
+# --- re-registration repairs ------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", [truncate, Path.unlink], ids=["truncated", "missing"])
+def test_registering_the_same_version_again_repairs_its_model_file(registered, damage):
+    registry, model = registered
+    path = registry.version_dir("v1") / "model.keras"
+    damage(path)
+    registry.register("v1", model, run_manifest("run-2"))
+    manifest = manifest_of(registry, "v1")
+    assert manifest["sha256"]["model.keras"] == file_sha256(path), "the hash of what was written"
+    assert manifest["runs"] == ["run-1", "run-2"]
+    assert [repair["run_id"] for repair in manifest["repairs"]] == ["run-2"]
+    assert str(path) in manifest["repairs"][0]["found"]
+    assert_same_weights(registry.load("v1"), model)
+    check_promotable(registry, QualityGates(), "v1")
+
+
+def test_registering_a_sound_version_again_only_records_the_run(registered):
+    registry, model = registered
+    path = registry.version_dir("v1") / "model.keras"
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    registry.register("v1", model, run_manifest("run-2"))
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    manifest = manifest_of(registry, "v1")
+    assert manifest["runs"] == ["run-1", "run-2"] and "repairs" not in manifest
+    assert manifest["last_registered_at"] > manifest["registered_at"]
+
+
+def test_a_malformed_manifest_is_replaced_on_registration(registered):
+    registry, model = registered
+    (registry.version_dir("v1") / "manifest.json").write_text("{not json")
+    registry.register("v1", model, run_manifest("run-2"))
+    manifest = registry.verify("v1")
+    assert manifest["runs"] == ["run-2"] and "invalid JSON" in manifest["repairs"][0]["found"]
+    assert manifest["evaluation"] == {"test_accuracy": 0.99}, "the readable evaluation is kept, and its hash recorded"
+    assert set(manifest["sha256"]) == {"model.keras", "evaluation.json"}
+
+
+# --- manifests from before hashes were recorded -----------------------------------------------
+
+def legacy(registry: ModelRegistry, version: str) -> None:
+    """Rewrite the version's manifest as the registry wrote it before this change: no hashes."""
+    path = registry.version_dir(version) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["sha256"], manifest["last_registered_at"]
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_legacy_version_is_served_if_its_model_is_a_sound_zip(registered):
+    registry, model = registered
+    legacy(registry, "v1")
+    assert_same_weights(registry.load("v1"), model)
+    assert check_promotable(registry, QualityGates(), "v1")["test_accuracy"] == 0.99
+
+
+def test_a_legacy_version_with_a_truncated_model_is_refused_then_repaired(registered):
+    registry, model = registered
+    legacy(registry, "v1")
+    path = registry.version_dir("v1") / "model.keras"
+    truncate(path)
+    with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version v1 \(a ZIP archive\), found \d+ bytes that are not one"):
+        check_promotable(registry, QualityGates(), "v1")
+    registry.register("v1", model, run_manifest("run-2"))
+    assert manifest_of(registry, "v1")["sha256"]["model.keras"] == file_sha256(path)
+    assert_same_weights(registry.load("v1"), model)
+
+
+def test_registering_a_sound_legacy_version_records_its_hashes_without_rewriting(registered):
+    registry, model = registered
+    legacy(registry, "v1")
+    path = registry.version_dir("v1") / "model.keras"
+    before = path.read_bytes()
+    registry.register("v1", model, run_manifest("run-2"))
+    assert path.read_bytes() == before
+    assert manifest_of(registry, "v1")["sha256"] == {
+        "model.keras": file_sha256(path),
+        "evaluation.json": file_sha256(registry.version_dir("v1") / "evaluation.json"),
+    }
+
+
+# --- clear errors -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "content, found",
+    [
+        ("{not json", r"found invalid JSON \(Expecting property name"),
+        ("[1, 2]", "found a JSON list"),
+        (json.dumps({"version": "v1", "run_id": "r"}), "with fields version, run_id, runs, registered_at, hyperparameters; missing runs, registered_at, hyperparameters"),
+        (json.dumps({"version": "v1", "run_id": "r", "runs": [], "registered_at": "yesterday", "hyperparameters": {}}), "field 'registered_at' of model version v1's manifest to be int or float, found 'yesterday'"),
+    ],
+    ids=["invalid-json", "not-an-object", "missing-fields", "wrong-type"],
+)
+def test_a_malformed_manifest_names_the_version_and_file(registered, content, found):
+    registry, _ = registered
+    path = registry.version_dir("v1") / "manifest.json"
+    path.write_text(content)
+    with pytest.raises(MalformedRecordError, match=rf"^{path}: expected .*{found}"):
+        registry.load("v1")
+    with pytest.raises(MalformedRecordError, match=rf"^{path}: .*model version v1"):
+        check_promotable(registry, QualityGates(), "v1")
+
+
+def test_a_model_keras_refuses_in_safe_mode_is_one_line(registry):
+    registry.register("v1", lambda_model(), run_manifest())
+    registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    path = registry.version_dir("v1") / "model.keras"
+    with pytest.raises(UnloadableModelError) as refused:
+        registry.load("v1")
+    assert str(refused.value).startswith(f"{path}: expected model version v1 to load in Keras safe mode, found it refused (ValueError: ")
+    assert "Lambda" in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(UnloadableModelError):
+        check_promotable(registry, QualityGates(), "v1")
+
+
+def test_one_unreadable_version_does_not_hide_the_others(registered):
+    registry, _ = registered
+    registry.register("v2", tiny_model(1), run_manifest("run-2"))
+    (registry.version_dir("v2") / "manifest.json").write_text("")
+    entries = {entry["version"]: entry for entry in registry.list()}
+    assert entries["v1"]["evaluation"] == {"test_accuracy": 0.99}
+    assert entries["v2"]["problem"].startswith(f"{registry.version_dir('v2') / 'manifest.json'}: expected the manifest")
+    with pytest.raises(UnknownModelVersionError, match=r"found none \(registered: v1, v2\)"):
+        registry.load("v3")
+
+
+# --- the same through `mnist-pipeline models ...` ---------------------------------------------
+
+@pytest.fixture
+def cli_registry(isolated_home, tmp_path, monkeypatch) -> ModelRegistry:
+    """The registry the command line uses (under the test's pipeline home), with a Dagster home for promote."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return ModelRegistry(isolated_home / "storage" / "model_registry")
+
+
+def models(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["models", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def break_manifest_json(registry, version):
+    path = registry.version_dir(version) / "manifest.json"
+    path.write_text('{"version": "v1", ')
+    return path, "found invalid JSON"
+
+
+def break_manifest_fields(registry, version):
+    path = registry.version_dir(version) / "manifest.json"
+    path.write_text(json.dumps({"version": version, "runs": []}))
+    return path, "missing run_id, registered_at, hyperparameters"
+
+
+def break_model_file(registry, version):
+    path = registry.version_dir(version) / "model.keras"
+    truncate(path)
+    return path, "found SHA-256"
+
+
+COMMANDS = {
+    "show": lambda tmp_path: [],
+    "load": lambda tmp_path: [],
+    "export": lambda tmp_path: [str(tmp_path / "out.keras")],
+    "promote": lambda tmp_path: [],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("breaks", [break_manifest_json, break_manifest_fields, break_model_file], ids=["invalid-json", "missing-fields", "damaged-model"])
+def test_models_commands_end_with_one_line_naming_the_version_and_file(cli_registry, capsys, tmp_path, command, breaks):
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    cli_registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    path, found = breaks(cli_registry, "v1")
+    code, out, err = models(capsys, command, "v1", *COMMANDS[command](tmp_path))
+    assert code == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"{path}: expected ") and "v1" in last and found in last, last
+    assert not (tmp_path / "out.keras").exists()
+    assert not (cli_registry.root.parent / "production_model.json").exists(), "nothing was promoted"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_models_commands_on_an_unknown_version(cli_registry, capsys, tmp_path, command):
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    code, out, err = models(capsys, command, "v9", *COMMANDS[command](tmp_path))
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(f"{cli_registry.root / 'v9'}: expected a registered model version 'v9', found none (registered: v1)")
+
+
+@pytest.mark.parametrize("command", ["load", "promote"])
+def test_models_commands_on_a_model_refused_by_safe_mode(cli_registry, capsys, command):
+    cli_registry.register("v1", lambda_model(), run_manifest())
+    cli_registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    code, out, err = models(capsys, command, "v1")
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        f"{cli_registry.version_dir('v1') / 'model.keras'}: expected model version v1 to load in Keras safe mode, found it refused (ValueError: Requested the deserialization of a `Lambda` layer"
+    )
+    assert not (cli_registry.root.parent / "production_model.json").exists()
+
+
+def test_models_show_prints_the_manifest_then_the_damage(cli_registry, capsys):
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    truncate(cli_registry.version_dir("v1") / "model.keras")
+    code, out, err = models(capsys, "show", "v1")
+    assert code == 1
+    assert json.loads(out)["sha256"]["model.keras"] == manifest_of(cli_registry, "v1")["sha256"]["model.keras"]
+    assert "the file is damaged" in err
+
+
+def test_models_list_and_promote_work_on_sound_versions(cli_registry, capsys):
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    cli_registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    cli_registry.register("v2", tiny_model(1), run_manifest("run-2"))
+    (cli_registry.version_dir("v2") / "manifest.json").write_text("")
+    code, out, err = models(capsys, "list")
+    assert code == 0 and "v1" in out and "0.9900" in out
+    assert "v2" in out and "unreadable: " in out
+    code, out, err = models(capsys, "promote", "v1")
+    assert code == 0, err
+    assert out.startswith("Serving model v1 (test accuracy 0.9900); previously None.")
+    assert json.loads((cli_registry.root.parent / "production_model.json").read_text())["version"] == "v1"
+
+
+
+def test_promoting_the_served_version_again_keeps_its_rollback_target(cli_registry, capsys):
+    for version in ("v1", "v2"):
+        cli_registry.register(version, tiny_model(), run_manifest(f"run-{version}"))
+        cli_registry.record_evaluation(version, {"test_accuracy": 0.99})
+    pointer = cli_registry.root.parent / "production_model.json"
+    for version in ("v1", "v2", "v2"):
+        assert models(capsys, "promote", version)[0] == 0
+    served = json.loads(pointer.read_text())
+    assert (served["version"], served["previous_version"]) == ("v2", "v1")
+
+
+def test_models_production_reports_a_served_model_damaged_since(cli_registry, capsys):
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    cli_registry.record_evaluation("v1", {"test_accuracy": 0.99})
+    assert models(capsys, "promote", "v1")[0] == 0
+    code, out, err = models(capsys, "production")
+    assert code == 0 and json.loads(out)["version"] == "v1"
+    truncate(cli_registry.version_dir("v1") / "model.keras")
+    code, out, err = models(capsys, "production")
+    assert code == 1 and json.loads(out)["version"] == "v1"
+    assert err.strip().splitlines()[-1].startswith(f"{cli_registry.version_dir('v1') / 'model.keras'}: expected the model file of version v1")

@@ -1,0 +1,115 @@
+"""Environment variables are read when their value is used, never at import, and a bad value names its variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mnist_pipeline.data.assets import raw_mnist
+from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.definitions import all_assets, all_checks, defs
+from mnist_pipeline.evaluation.gates import QualityGates
+from mnist_pipeline.jobs import full_pipeline_job
+from mnist_pipeline.model.config import hyperparameters_run_config
+from mnist_pipeline.resources import resources_for_env, storage_resources
+from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
+
+REPO = Path(__file__).resolve().parents[1]
+EXPECTED_FORM = "MNIST_MIN_TEST_ACCURACY: expected a number from 0 to 1, the lowest test accuracy a served model may have (e.g. 0.97)"
+BAD_ACCURACIES = ["abc", "1.5"]
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_pipeline", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def cli_env(tmp_path: Path, **variables: str) -> dict:
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    return {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "MNIST_PIPELINE_HOME": str(tmp_path / "home"), **variables}
+
+
+def innermost_error(result, step_key: str) -> str:
+    """The last line a user reads of a step's failure: its innermost cause."""
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == step_key)
+    error = failure.step_failure_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+@pytest.mark.parametrize("accuracy", BAD_ACCURACIES)
+@pytest.mark.parametrize("variable", ["MNIST_MIN_TEST_ACCURACY", "MNIST_PIPELINE_ENV"])
+def test_a_bad_setting_neither_breaks_importing_the_definitions_nor_models_list(tmp_path, variable, accuracy):
+    env = cli_env(tmp_path, **{variable: accuracy})
+    imported = subprocess.run(
+        [sys.executable, "-c", "import mnist_pipeline.definitions"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    listed = cli(env, "models", "list")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert listed.stdout.strip() == "No trained models yet: run `mnist-pipeline run` first."
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One run that trains and registers a model, with the gate read from MNIST_MIN_TEST_ACCURACY=0."""
+    root = tmp_path_factory.mktemp("settings")
+    idx_dir = write_idx_dir(make_dataset(), root / "idx")
+    storage_dir = root / "storage"
+    resources = {"mnist_source": MnistSource(data_dir=str(idx_dir)), "quality_gates": QualityGates(), **storage_resources(str(storage_dir))}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MNIST_MIN_TEST_ACCURACY", "0")
+        stored_defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[full_pipeline_job], resources=resources)
+        result = stored_defs.resolve_job_def(full_pipeline_job.name).execute_in_process(
+            run_config=hyperparameters_run_config(epochs=1, batch_size=30)
+        )
+    assert result.success
+    return stored_defs, storage_dir, result.output_for_node("evaluation_metrics")["model_version"]
+
+
+@pytest.mark.parametrize("accuracy", BAD_ACCURACIES)
+def test_a_bad_accuracy_gate_fails_the_gate_and_production_model_naming_the_variable(trained, monkeypatch, accuracy):
+    stored_defs, storage_dir, version = trained
+    served_before = (storage_dir / "production_model.json").read_bytes()
+    monkeypatch.setenv("MNIST_MIN_TEST_ACCURACY", accuracy)
+    job = stored_defs.resolve_job_def(full_pipeline_job.name)
+    gate = job.execute_in_process(
+        asset_selection=[dg.AssetKey("evaluation_metrics")], run_config=hyperparameters_run_config(epochs=1, batch_size=30), raise_on_error=False
+    )
+    assert innermost_error(gate, "evaluation_metrics_accuracy_gate").endswith(f"{EXPECTED_FORM}, found {accuracy!r}")
+    serving = job.execute_in_process(asset_selection=[dg.AssetKey("production_model")], raise_on_error=False)
+    assert innermost_error(serving, "production_model").endswith(f"{EXPECTED_FORM}, found {accuracy!r}")
+    assert (storage_dir / "production_model.json").read_bytes() == served_before, "the served model is untouched"
+
+
+@pytest.mark.parametrize("accuracy", BAD_ACCURACIES)
+def test_models_promote_refuses_a_bad_accuracy_gate_naming_the_variable(trained, tmp_path, accuracy):
+    _, storage_dir, version = trained
+    promoted = cli(cli_env(tmp_path, MNIST_STORAGE_DIR=str(storage_dir), MNIST_MIN_TEST_ACCURACY=accuracy), "models", "promote", version)
+    assert promoted.returncode == 1
+    assert promoted.stderr.strip().splitlines()[-1] == f"Refused: {EXPECTED_FORM}, found {accuracy!r}"
+
+
+def test_a_bad_pipeline_env_fails_loading_mnist_at_once_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PIPELINE_ENV", "cloud")
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "empty-cache"))
+    result = dg.materialize([raw_mnist], resources=resources_for_env(), raise_on_error=False)
+    assert not result.success
+    assert innermost_error(result, "raw_mnist").endswith("MNIST_PIPELINE_ENV: expected one of ['local', 'offline'], found 'cloud'")
+    assert sum(1 for e in result.all_events if e.step_key == "raw_mnist" and e.event_type_value == "STEP_UP_FOR_RETRY") == 0
+
+
+def test_the_directories_are_read_when_used_not_when_the_definitions_were_imported(tmp_path, idx_dir, monkeypatch):
+    """`defs` was imported with none of these set; setting them now still decides where data comes from and goes."""
+    monkeypatch.setenv("MNIST_DATA_DIR", str(idx_dir))
+    monkeypatch.setenv("MNIST_STORAGE_DIR", str(tmp_path / "elsewhere"))
+    result = dg.materialize([raw_mnist], resources=defs.resources, raise_on_error=False)
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_mnist")[0].metadata
+    assert metadata["source_location"].value == str(idx_dir)
+    assert Path(metadata["path"].value) == tmp_path / "elsewhere" / "raw_mnist.npz"
