@@ -206,3 +206,45 @@ def test_root_cause_is_the_error_the_step_raised(retries):
     failure = failure_of(result, {})
     assert failure.step == "broken" and failure.check is None
     assert failure.message == "ValueError: /data/train-images-idx3-ubyte: expected magic 2051, found 2049"
+
+
+def test_training_progress_reaches_its_watcher_on_the_training_thread_throttled(tmp_path):
+    """Real Keras training: the bar hears of batches at most every 0.25 s, on the training thread, with the running metrics."""
+    import threading
+
+    import numpy as np
+
+    from mnist_pipeline.model.network import build_tutorial_model, compile_model, progress_callbacks
+    from mnist_pipeline.model.progress import watching_training
+    from mnist_pipeline.model.training import fit_resumably
+
+    class Recorder:
+        def __init__(self):
+            self.epochs, self.batches, self.finished = [], [], []
+
+        def epoch_started(self, epoch, epochs, steps_per_epoch):
+            self.epochs.append((epoch, epochs, steps_per_epoch))
+
+        def batch_finished(self, steps_done, logs):
+            self.batches.append((time.monotonic(), threading.get_ident(), steps_done, dict(logs)))
+
+        def epoch_finished(self, epoch, logs):
+            self.finished.append((epoch, dict(logs)))
+
+    data = make_dataset(num_train=2000, num_test=10)
+    images, labels = data.train_images.astype(np.float32) / 255, data.train_labels
+    indices = np.arange(len(labels))
+    recorder = Recorder()
+    assert progress_callbacks() == []  # nobody watching: training gets no extra callback
+    with watching_training(recorder):
+        fit_resumably(
+            compile_model(build_tutorial_model(0), "sgd", 0.01), images, labels, indices[:1800], indices[1800:],
+            epochs=2, batch_size=10, seed=0, checkpoint_dir=tmp_path / "checkpoint", log=lambda message: None,
+        )
+    assert recorder.epochs == [(0, 2, 180), (1, 2, 180)]
+    assert [epoch for epoch, _ in recorder.finished] == [0, 1]
+    assert recorder.batches, "no batch update reached the watcher"
+    assert {thread for _, thread, _, _ in recorder.batches} == {threading.get_ident()}
+    assert all(0 < steps <= 180 and {"loss", "accuracy"} <= set(logs) for _, _, steps, logs in recorder.batches)
+    times = [moment for moment, _, _, _ in recorder.batches]
+    assert all(later - earlier >= 0.25 for earlier, later in zip(times, times[1:]))
