@@ -24,11 +24,11 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from mnist_pipeline.data.dataset import DigitDataset
+from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.storage import integrity
 from mnist_pipeline.storage.atomic import atomic_write
 from mnist_pipeline.storage.integrity import file_sha256
-from mnist_pipeline.storage.io_managers import NpzIOManager
+from mnist_pipeline.defs.io_managers import NpzIOManager
 
 
 def dataset(dtype) -> DigitDataset:

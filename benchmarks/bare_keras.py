@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps_per_execution < 1:
         parser.error(f"--steps-per-execution expects a whole number of at least 1; found {args.steps_per_execution}")
 
-    from mnist_pipeline.data.dataset import DigitDataset
-    from mnist_pipeline.evaluation.metrics import confusion_matrix
-    from mnist_pipeline.evaluation.predictions import build_predictions_table
-    from mnist_pipeline.reports.report import render_plots
+    from mnist_pipeline.ml.data.dataset import DigitDataset
+    from mnist_pipeline.ml.evaluation.metrics import confusion_matrix
+    from mnist_pipeline.ml.evaluation.predictions import build_predictions_table
+    from mnist_pipeline.ml.reports.report import render_plots
 
     data = load_scaled(args.cache_dir)
     images, labels = data["train_images"], data["train_labels"]

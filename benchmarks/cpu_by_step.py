@@ -70,7 +70,7 @@ def child(marks_path: Path, tree: Path | None, cli_args: list[str]) -> int:
     from timed_run import TimeTraining
 
     sys.meta_path.insert(0, TimeTraining({"training_cpu_s": 0.0, "training_wall_s": 0.0}, marks))
-    from mnist_pipeline import cli
+    from mnist_pipeline.cli import main as cli
 
     code = cli.main(cli_args)
     marks.append(("the command returned", time.process_time()))

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     trees = [tree.resolve() for tree in (args.tree or [REPO])]
     missing = [str(tree) for tree in trees if not (tree / "mnist_pipeline" / "cli.py").is_file()]
     if missing:
-        parser.error(f"--tree expects checkouts of the project; found no mnist_pipeline/cli.py in {missing}")
+        parser.error(f"--tree expects checkouts of the project; found no mnist_pipeline/cli/main.py in {missing}")
     if args.rounds < 1 or args.epochs < 1:
         parser.error(f"--rounds and --epochs expect at least 1; found {args.rounds} and {args.epochs}")
 

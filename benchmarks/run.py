@@ -123,8 +123,8 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def ensure_cache(cache_dir: Path) -> None:
     """Fill the MNIST cache once, before anything is timed; a no-op when it already holds verified files."""
-    from mnist_pipeline.data.resources import MnistSource
-    from mnist_pipeline.resources import resources_for_env
+    from mnist_pipeline.defs.data.resources import MnistSource
+    from mnist_pipeline.defs.resources import resources_for_env
 
     sources = resources_for_env()["mnist_source"].resolved_download_sources()  # as MNIST_PIPELINE_ENV says
     MnistSource(cache_dir=str(cache_dir), download_sources=sources).load(log=lambda m: print(m, file=sys.stderr))
@@ -218,7 +218,7 @@ def measure_startup() -> dict:
 
 def default_recipe(epochs: int | None) -> dict:
     """The pipeline's default hyperparameters, read from its config (the tutorial preset)."""
-    from mnist_pipeline.model.config import Hyperparameters
+    from mnist_pipeline.defs.model.config import Hyperparameters
 
     resolved = Hyperparameters().resolved()
     return {
@@ -234,9 +234,9 @@ def pipeline_steps_per_call(cache_dir: Path, recipe: dict) -> int:
     """
     import math
 
-    from mnist_pipeline.data.idx import read_idx
-    from mnist_pipeline.model.split import validation_split
-    from mnist_pipeline.model.training import steps_per_call
+    from mnist_pipeline.ml.data.idx import read_idx
+    from mnist_pipeline.ml.model.split import validation_split
+    from mnist_pipeline.ml.model.training import steps_per_call
 
     num_train = len(read_idx(cache_dir / "train-labels-idx1-ubyte", expected_ndim=1))
     train_indices, _ = validation_split(num_train, recipe["validation_fraction"], recipe["seed"])
@@ -623,7 +623,7 @@ def load_average() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mnist_pipeline.model.presets import PRESETS
+    from mnist_pipeline.ml.model.presets import PRESETS
     from mnist_pipeline.paths import default_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])

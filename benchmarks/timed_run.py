@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-TRAINING_MODULE = "mnist_pipeline.model.training"
+TRAINING_MODULE = "mnist_pipeline.ml.model.training"
 TRAINING_STARTS, TRAINING_ENDS = "training starts", "training ends"
 
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(tree))
     totals = {"training_cpu_s": 0.0, "training_wall_s": 0.0}
     sys.meta_path.insert(0, TimeTraining(totals))
-    from mnist_pipeline import cli
+    from mnist_pipeline.cli import main as cli
 
     if args.tree and not Path(cli.__file__).resolve().is_relative_to(tree):
         raise SystemExit(f"--tree {tree}: expected mnist_pipeline to come from there, found {cli.__file__}")

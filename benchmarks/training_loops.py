@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> None:
             return model, bare.fit(model, images, labels, train_idx, val_idx,
                                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     else:
-        from mnist_pipeline.model import training
-        from mnist_pipeline.model.architectures import build_network
-        from mnist_pipeline.model.network import compile_model
+        from mnist_pipeline.ml.model import training
+        from mnist_pipeline.ml.model.architectures import build_network
+        from mnist_pipeline.ml.model.network import compile_model
 
         training.MAX_STEPS_PER_CALL = args.steps_per_execution
         picked = training.steps_per_call(math.ceil(len(train_idx) / args.batch_size))

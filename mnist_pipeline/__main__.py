@@ -1,5 +1,5 @@
 import sys
 
-from mnist_pipeline.cli import main
+from mnist_pipeline.cli.main import main
 
 sys.exit(main())

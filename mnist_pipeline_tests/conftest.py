@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.data.dataset import DigitDataset
+from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.paths import default_cache_dir
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline.data.dataset import IDX_FILE_NAMES, DigitDataset
-from mnist_pipeline.data.idx import encode_idx
+from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES, DigitDataset
+from mnist_pipeline.ml.data.idx import encode_idx
 
 
 def make_digit_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

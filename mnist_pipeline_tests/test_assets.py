@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.evaluation.assets import evaluation_metrics, predictions_table
-from mnist_pipeline.model.assets import compiled_model, hyperparameters, trained_model
-from mnist_pipeline.model.config import Hyperparameters
-from mnist_pipeline.model.trained import TrainedModel
-from mnist_pipeline.reports.assets import digit_plots
-from mnist_pipeline.versioning.content import model_version
-from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.data.assets import raw_mnist, scaled_mnist
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.defs.evaluation.assets import evaluation_metrics, predictions_table
+from mnist_pipeline.defs.model.assets import compiled_model, hyperparameters, trained_model
+from mnist_pipeline.defs.model.config import Hyperparameters
+from mnist_pipeline.ml.model.trained import TrainedModel
+from mnist_pipeline.defs.reports.assets import digit_plots
+from mnist_pipeline.ml.content_versions import model_version
+from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.model.split import validation_split
+from mnist_pipeline.ml.model.split import validation_split
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -36,7 +36,7 @@ def harness():
 
 
 def test_bare_script_builds_the_tutorial_network(bare):
-    from mnist_pipeline.model.network import build_tutorial_model
+    from mnist_pipeline.ml.model.network import build_tutorial_model
 
     mine, theirs = bare.build_model(seed=3), build_tutorial_model(seed=3)
     assert mine.name == theirs.name
@@ -104,7 +104,7 @@ def loops():
 def restore_steps_per_call_cap(monkeypatch):
     """training_loops.py caps model/training.py's MAX_STEPS_PER_CALL (a process of its own normally); called
     in this process, the cap must not outlive the test (it made test_training's steps-per-call tests fail)."""
-    from mnist_pipeline.model import training
+    from mnist_pipeline.ml.model import training
 
     monkeypatch.setattr(training, "MAX_STEPS_PER_CALL", training.MAX_STEPS_PER_CALL)
 
@@ -306,7 +306,7 @@ def graph_shape(definitions, job_name: str) -> tuple:
 
 def test_dagster_floor_has_the_pipeline_s_graph():
     from mnist_pipeline.definitions import defs
-    from mnist_pipeline.jobs import full_pipeline_job
+    from mnist_pipeline.defs.jobs import full_pipeline_job
 
     floor = load_script("dagster_floor")
     pipeline_assets, pipeline_checks, pipeline_steps = graph_shape(defs, full_pipeline_job.name)

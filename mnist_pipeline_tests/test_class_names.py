@@ -5,12 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mnist_pipeline.data import quality
-from mnist_pipeline.data.dataset import DIGIT_CLASS_NAMES, DatasetError, class_names_array
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.data.sources import read_class_names
-from mnist_pipeline.storage.io_managers import NpzIOManager
-from mnist_pipeline.versioning.content import dataset_version
+from mnist_pipeline.ml.data import quality
+from mnist_pipeline.ml.data.dataset import DIGIT_CLASS_NAMES, DatasetError, class_names_array
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.ml.data.sources import read_class_names
+from mnist_pipeline.defs.io_managers import NpzIOManager
+from mnist_pipeline.ml.content_versions import dataset_version
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

@@ -192,7 +192,7 @@ def test_accuracy_gate_failure_says_what_to_run_and_that_command_draws_the_plots
 # The root cause, in process: the same extraction whether or not Dagster retried the step first.
 @pytest.mark.parametrize("retries", [0, 1])
 def test_root_cause_is_the_error_the_step_raised(retries):
-    from mnist_pipeline.run_outcome import failure_of
+    from mnist_pipeline.cli.run_outcome import failure_of
 
     @dg.asset(retry_policy=dg.RetryPolicy(max_retries=retries) if retries else None)
     def broken() -> None:
@@ -214,9 +214,9 @@ def test_training_progress_reaches_its_watcher_on_the_training_thread_throttled(
 
     import numpy as np
 
-    from mnist_pipeline.model.network import build_tutorial_model, compile_model, progress_callbacks
-    from mnist_pipeline.model.progress import watching_training
-    from mnist_pipeline.model.training import fit_resumably
+    from mnist_pipeline.ml.model.network import build_tutorial_model, compile_model, progress_callbacks
+    from mnist_pipeline.ml.model.progress import watching_training
+    from mnist_pipeline.ml.model.training import fit_resumably
 
     class Recorder:
         def __init__(self):

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from mnist_pipeline.definitions import defs
-from mnist_pipeline.versioning import code_version as cv
+from mnist_pipeline.defs import code_version as cv
 
 PACKAGE = "cvtest_project"
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_pipeline.data.dataset import DigitDataset
-from mnist_pipeline.storage.io_managers import KerasModelIOManager
-from mnist_pipeline.versioning.content import dataset_version, files_version, json_version, model_version, table_version
+from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.defs.io_managers import KerasModelIOManager
+from mnist_pipeline.ml.content_versions import dataset_version, files_version, json_version, model_version, table_version
 
 
 def test_dataset_version_is_content_based(synthetic_dataset):
@@ -47,7 +47,7 @@ def test_files_version():
 
 
 def test_model_version_survives_a_save_and_load(tmp_path):
-    from mnist_pipeline.model.network import build_tutorial_model, compile_model
+    from mnist_pipeline.ml.model.network import build_tutorial_model, compile_model
 
     model = compile_model(build_tutorial_model(0), "sgd", 0.01)
     twin = compile_model(build_tutorial_model(0), "sgd", 0.01)  # built second: Keras's auto-names would differ

@@ -11,7 +11,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from mnist_pipeline.storage.io_managers import KerasModelIOManager
+from mnist_pipeline.defs.io_managers import KerasModelIOManager
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,13 +10,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mnist_pipeline.data.assets import raw_mnist, scaled_mnist
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.evaluation.gates import QualityGates
+from mnist_pipeline.defs.data.assets import raw_mnist, scaled_mnist
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets, defs
-from mnist_pipeline.jobs import full_pipeline_job
-from mnist_pipeline.model.config import hyperparameters_run_config
-from mnist_pipeline.resources import resources_for_env, storage_resources
+from mnist_pipeline.defs.jobs import full_pipeline_job
+from mnist_pipeline.defs.model.config import hyperparameters_run_config
+from mnist_pipeline.defs.resources import resources_for_env, storage_resources
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]

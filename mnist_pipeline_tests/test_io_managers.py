@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_pipeline.data.dataset import DigitDataset
-from mnist_pipeline.model.trained import TrainedModel
-from mnist_pipeline.storage.io_managers import (
+from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.ml.model.trained import TrainedModel
+from mnist_pipeline.defs.io_managers import (
     ArtifactMissingError,
     JsonIOManager,
     KerasModelIOManager,
@@ -181,7 +181,7 @@ import os  # noqa: E402
 import time  # noqa: E402
 
 from mnist_pipeline.storage.integrity import file_sha256, record_path  # noqa: E402
-from mnist_pipeline.storage.io_managers import DamagedArtifactError  # noqa: E402
+from mnist_pipeline.defs.io_managers import DamagedArtifactError  # noqa: E402
 
 
 def stored_artifacts(storage_dir, synthetic_dataset):

@@ -4,9 +4,9 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.definitions import all_assets, defs
-from mnist_pipeline.jobs import JOBS
-from mnist_pipeline.model.config import Hyperparameters, hyperparameters_run_config
-from mnist_pipeline.model.presets import PRESETS
+from mnist_pipeline.defs.jobs import JOBS
+from mnist_pipeline.defs.model.config import Hyperparameters, hyperparameters_run_config
+from mnist_pipeline.ml.model.presets import PRESETS
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_definitions import ALL_KEYS, resources
 

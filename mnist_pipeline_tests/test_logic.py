@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mnist_pipeline.data.assets import class_counts, scale_images
-from mnist_pipeline.evaluation.metrics import confusion_matrix, precision_recall
-from mnist_pipeline.evaluation.predictions import PROBABILITY_COLUMNS, build_predictions_table
-from mnist_pipeline.model.split import validation_split
+from mnist_pipeline.defs.data.assets import class_counts, scale_images
+from mnist_pipeline.ml.evaluation.metrics import confusion_matrix, precision_recall
+from mnist_pipeline.ml.evaluation.predictions import PROBABILITY_COLUMNS, build_predictions_table
+from mnist_pipeline.ml.model.split import validation_split
 
 
 @pytest.mark.parametrize(

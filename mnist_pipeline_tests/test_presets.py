@@ -6,13 +6,13 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from mnist_pipeline.data.assets import scaled_mnist
-from mnist_pipeline.model.assets import compiled_model, hyperparameters, trained_model
-from mnist_pipeline.model.config import Hyperparameters, hyperparameters_run_config
-from mnist_pipeline.model.presets import PRESETS
-from mnist_pipeline.resources import storage_resources
-from mnist_pipeline.storage.io_managers import KerasModelIOManager
-from mnist_pipeline.versioning.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.data.assets import scaled_mnist
+from mnist_pipeline.defs.model.assets import compiled_model, hyperparameters, trained_model
+from mnist_pipeline.defs.model.config import Hyperparameters, hyperparameters_run_config
+from mnist_pipeline.ml.model.presets import PRESETS
+from mnist_pipeline.defs.resources import storage_resources
+from mnist_pipeline.defs.io_managers import KerasModelIOManager
+from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline_tests.synthetic import make_dataset
 
 
@@ -161,7 +161,7 @@ def test_the_same_effective_values_keep_their_data_version(values, version):
 def test_command_line_flags_set_the_chosen_presets_values():
     import argparse
 
-    from mnist_pipeline.cli import _add_hyperparameter_flags, _hyperparameters
+    from mnist_pipeline.cli.main import _add_hyperparameter_flags, _hyperparameters
 
     parser = argparse.ArgumentParser()
     _add_hyperparameter_flags(parser)

@@ -11,18 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_pipeline.data import quality
-from mnist_pipeline.data.dataset import DigitDataset
-from mnist_pipeline.data.assets import scale_images
+from mnist_pipeline.ml.data import quality
+from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.defs.data.assets import scale_images
 from mnist_pipeline.definitions import all_assets, all_checks
-from mnist_pipeline.evaluation.checks import rows_sum_to_one, table_complete
-from mnist_pipeline.evaluation.gates import QualityGates
-from mnist_pipeline.evaluation.predictions import build_predictions_table
-from mnist_pipeline.jobs import full_pipeline_job
-from mnist_pipeline.model.checks import weights_finite
-from mnist_pipeline.model.config import hyperparameters_run_config
-from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
-from mnist_pipeline.versioning.registry import DamagedFileError, ModelRegistry
+from mnist_pipeline.defs.evaluation.checks import rows_sum_to_one, table_complete
+from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.ml.evaluation.predictions import build_predictions_table
+from mnist_pipeline.defs.jobs import full_pipeline_job
+from mnist_pipeline.defs.model.checks import weights_finite
+from mnist_pipeline.defs.model.config import hyperparameters_run_config
+from mnist_pipeline.registry.promotion import PromotionRefused, check_promotable
+from mnist_pipeline.registry.store import DamagedFileError, ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset
 from mnist_pipeline_tests.test_registry import run_manifest, tiny_model, truncate
 from mnist_pipeline_tests.test_definitions import resources

@@ -7,11 +7,11 @@ reachable wherever the package registries are).
 import dagster as dg
 import pytest
 
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.evaluation.gates import QualityGates
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets
-from mnist_pipeline.model.config import hyperparameters_run_config
-from mnist_pipeline.resources import storage_resources
+from mnist_pipeline.defs.model.config import hyperparameters_run_config
+from mnist_pipeline.defs.resources import storage_resources
 
 pytestmark = pytest.mark.real_data
 

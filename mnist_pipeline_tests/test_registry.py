@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_pipeline import cli
-from mnist_pipeline.evaluation.gates import QualityGates
-from mnist_pipeline.serving.promotion import PromotionRefused, check_promotable
+from mnist_pipeline.cli import main as cli
+from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.registry.promotion import PromotionRefused, check_promotable
 from mnist_pipeline.storage.integrity import file_sha256
-from mnist_pipeline.versioning.registry import (
+from mnist_pipeline.registry.store import (
     DamagedFileError,
     MalformedRecordError,
     ModelRegistry,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline import cli
-from mnist_pipeline.model.training import exclusive
-from mnist_pipeline.serving.promotion import ProductionPointerError
+from mnist_pipeline.cli import main as cli
+from mnist_pipeline.ml.model.training import exclusive
+from mnist_pipeline.registry.promotion import ProductionPointerError
 from mnist_pipeline.storage.atomic import atomic_publish_directory
-from mnist_pipeline.versioning.registry import ModelRegistry
-from mnist_pipeline.versioning.retention import IN_FLIGHT_SECONDS, UNFINISHED_CHECKPOINT_DAYS, StorageLocations, prune
+from mnist_pipeline.registry.store import ModelRegistry
+from mnist_pipeline.registry.retention import IN_FLIGHT_SECONDS, UNFINISHED_CHECKPOINT_DAYS, StorageLocations, prune
 from mnist_pipeline_tests.test_registry import run_manifest, tiny_model
 
 VERSIONS = [f"v{i}" for i in range(1, 9)]  # registered in this order: v1 oldest

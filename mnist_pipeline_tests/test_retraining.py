@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.retraining import DEFAULT_RETRAIN_CRON, mnist_files_changed, weekly_retraining
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.defs.automation.retraining import DEFAULT_RETRAIN_CRON, mnist_files_changed, weekly_retraining
 from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_schedule_is_weekly_and_off_until_switched_on():
 
 
 def test_schedule_cron_is_configurable():
-    code = "from mnist_pipeline.retraining import weekly_retraining; print(weekly_retraining.cron_schedule)"
+    code = "from mnist_pipeline.defs.automation.retraining import weekly_retraining; print(weekly_retraining.cron_schedule)"
     env = {**os.environ, "MNIST_RETRAIN_CRON": "30 2 * * *"}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "30 2 * * *"

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mnist_pipeline.model.config import hyperparameters_run_config
-from mnist_pipeline.run_health import fail_dead_runs, process_alive, run_process
+from mnist_pipeline.defs.model.config import hyperparameters_run_config
+from mnist_pipeline.defs.automation.run_health import fail_dead_runs, process_alive, run_process
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
 REPO = Path(__file__).resolve().parents[1]

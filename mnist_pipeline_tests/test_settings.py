@@ -8,13 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mnist_pipeline.data.assets import raw_mnist
-from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.defs.data.assets import raw_mnist
+from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.definitions import all_assets, all_checks, defs
-from mnist_pipeline.evaluation.gates import QualityGates
-from mnist_pipeline.jobs import full_pipeline_job
-from mnist_pipeline.model.config import hyperparameters_run_config
-from mnist_pipeline.resources import resources_for_env, storage_resources
+from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.jobs import full_pipeline_job
+from mnist_pipeline.defs.model.config import hyperparameters_run_config
+from mnist_pipeline.defs.resources import resources_for_env, storage_resources
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ import tarfile
 import numpy as np
 import pytest
 
-from mnist_pipeline.data import sources
-from mnist_pipeline.data.dataset import IDX_FILE_NAMES, DatasetError, DigitDataset
-from mnist_pipeline.data.idx import IdxFormatError, encode_idx
-from mnist_pipeline.data.resources import MnistSource
-from mnist_pipeline.data.sources import (
+from mnist_pipeline.ml.data import sources
+from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES, DatasetError, DigitDataset
+from mnist_pipeline.ml.data.idx import IdxFormatError, encode_idx
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.ml.data.sources import (
     LoadedDataset,
     MnistUnavailableError,
     load_mnist,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mnist_pipeline.data.assets import scale_images
-from mnist_pipeline.model import training
-from mnist_pipeline.model.network import build_tutorial_model, compile_model
+from mnist_pipeline.defs.data.assets import scale_images
+from mnist_pipeline.ml.model import training
+from mnist_pipeline.ml.model.network import build_tutorial_model, compile_model
 from mnist_pipeline_tests.synthetic import make_dataset
 
 

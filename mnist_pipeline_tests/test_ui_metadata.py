@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.definitions import all_assets
-from mnist_pipeline.reports import plots
+from mnist_pipeline.ml.reports import plots
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_definitions import FAST_TRAINING, resources
 
@@ -99,9 +99,9 @@ def test_no_text_in_any_plot_is_smaller_than_14_px():
     import matplotlib.text
     import numpy as np
 
-    from mnist_pipeline.evaluation.metrics import confusion_matrix
-    from mnist_pipeline.evaluation.predictions import build_predictions_table
-    from mnist_pipeline.reports.report import render_figures
+    from mnist_pipeline.ml.evaluation.metrics import confusion_matrix
+    from mnist_pipeline.ml.evaluation.predictions import build_predictions_table
+    from mnist_pipeline.ml.reports.report import render_figures
 
     dataset = make_dataset(num_test=200)
     probabilities = np.full((dataset.num_test, 10), 0.01, dtype=np.float32)

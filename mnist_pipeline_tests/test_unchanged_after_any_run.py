@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mnist_pipeline.versioning.what_changed import what_changed
+from mnist_pipeline.defs.automation.what_changed import what_changed
 from mnist_pipeline_tests.test_retraining import change_a_label, evaluate_schedule, evaluate_sensor
 from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
 

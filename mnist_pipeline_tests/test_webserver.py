@@ -16,7 +16,7 @@ import yaml
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClientError
 
-from mnist_pipeline.model.config import hyperparameters_run_config
+from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_definitions import ALL_KEYS
 from mnist_pipeline_tests.webserver import Webserver, running_webserver

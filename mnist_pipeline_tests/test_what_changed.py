@@ -5,17 +5,17 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from mnist_pipeline.data.resources import MnistSource
+from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.definitions import all_assets, all_checks
-from mnist_pipeline.evaluation.gates import QualityGates
-from mnist_pipeline.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
-from mnist_pipeline.model.config import hyperparameters_config
-from mnist_pipeline.model.trained import TrainedModel
-from mnist_pipeline.resources import storage_resources
-from mnist_pipeline.storage.io_managers import KerasModelIOManager
-from mnist_pipeline.versioning.content import model_version
-from mnist_pipeline.versioning.registry import ModelRegistry, UnknownModelVersionError
-from mnist_pipeline.versioning.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
+from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
+from mnist_pipeline.defs.model.config import hyperparameters_config
+from mnist_pipeline.ml.model.trained import TrainedModel
+from mnist_pipeline.defs.resources import storage_resources
+from mnist_pipeline.defs.io_managers import KerasModelIOManager
+from mnist_pipeline.ml.content_versions import model_version
+from mnist_pipeline.registry.store import ModelRegistry, UnknownModelVersionError
+from mnist_pipeline.defs.automation.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
 
 FAST = hyperparameters_config(epochs=1, batch_size=30)
 EVERYTHING = [
@@ -176,7 +176,7 @@ def test_update_rebuilds_damaged_plots_only(warm, instance, storage_dir):
 
 def test_update_rebuilds_an_artifact_replaced_outside_its_materialization(warm, instance, storage_dir):
     """A file and record that agree, but are not what the last materialization wrote (another run, a copy)."""
-    from mnist_pipeline.storage.io_managers import JsonIOManager
+    from mnist_pipeline.defs.io_managers import JsonIOManager
 
     manager = JsonIOManager(base_dir=str(storage_dir))
     metrics = manager.load(storage_dir / "evaluation_metrics.json")

@@ -1,0 +1,105 @@
+"""evaluation_metrics and predictions_table: how the trained model does on the test set."""
+
+
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.ml.evaluation.metrics import confusion_matrix, precision_recall
+from mnist_pipeline.display import markdown_table, rounded
+from mnist_pipeline.ml.evaluation.predictions import build_predictions_table, column_descriptions
+from mnist_pipeline.ml.model.trained import TrainedModel
+from mnist_pipeline.defs.code_version import code_version
+from mnist_pipeline.ml.content_versions import json_version, model_version, table_version
+from mnist_pipeline.defs.model.resources import ModelRegistryResource
+
+PREDICT_BATCH_SIZE = 1000
+
+
+@dg.asset(
+    io_manager_key="json_io_manager",
+    kinds={"keras", "json"},
+    code_version=code_version(__name__, "evaluation_metrics"),
+)
+def evaluation_metrics(
+    context: dg.AssetExecutionContext,
+    model_registry: ModelRegistryResource,
+    trained_model: TrainedModel,
+    scaled_mnist: DigitDataset,
+) -> dg.Output[dict]:
+    """Test loss and accuracy from `evaluate` on the test set, per-class precision/recall, confusion matrix."""
+    model = trained_model.model
+    test_loss, test_accuracy = model.evaluate(
+        scaled_mnist.test_images, scaled_mnist.test_labels, batch_size=PREDICT_BATCH_SIZE, verbose=0
+    )
+    probabilities = model.predict(scaled_mnist.test_images, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    matrix = confusion_matrix(scaled_mnist.test_labels, probabilities.argmax(axis=1))
+    precision, recall = precision_recall(matrix)
+    metrics = {
+        "model_version": model_version(model),
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+        "num_test_images": int(scaled_mnist.num_test),
+        "precision": [float(p) for p in precision],
+        "recall": [float(r) for r in recall],
+        "confusion_matrix": matrix.tolist(),
+    }
+    context.log.info(f"Test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
+    model_registry.registry().record_evaluation(metrics["model_version"], metrics)
+    names = scaled_mnist.names()
+    per_class = [[names[i], precision[i], recall[i], int(matrix[i].sum())] for i in range(len(matrix))]
+    return dg.Output(
+        metrics,
+        data_version=dg.DataVersion(json_version(metrics)),
+        metadata={
+            "model_version": metrics["model_version"],
+            "test_accuracy": rounded(test_accuracy),
+            "test_loss": rounded(test_loss),
+            "num_test_images": int(scaled_mnist.num_test),
+            "per_class": dg.MetadataValue.md(markdown_table(["class", "precision", "recall", "support"], per_class)),
+            "confusion_matrix": dg.MetadataValue.md(
+                markdown_table(["true \\ predicted", *names], [[names[i], *row] for i, row in enumerate(matrix.tolist())])
+            ),
+        },
+    )
+
+
+@dg.asset(
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+    # Predictions are published only after the model's evaluation has run.
+    deps=["evaluation_metrics"],
+    code_version=code_version(__name__, "predictions_table"),
+)
+def predictions_table(
+    context: dg.AssetExecutionContext, trained_model: TrainedModel, scaled_mnist: DigitDataset
+) -> dg.Output[pd.DataFrame]:
+    """One row per test image: true and predicted label and class name, confidence, the ten class probabilities, correct."""
+    started = time.perf_counter()
+    probabilities = trained_model.model.predict(
+        scaled_mnist.test_images, batch_size=PREDICT_BATCH_SIZE, verbose=0
+    )
+    table = build_predictions_table(np.asarray(probabilities), scaled_mnist.test_labels, scaled_mnist.names())
+    seconds = time.perf_counter() - started
+    descriptions = column_descriptions(scaled_mnist.names())
+    preview = table.head(10)
+    return dg.Output(
+        table,
+        data_version=dg.DataVersion(table_version(table)),
+        metadata={
+            "dagster/row_count": len(table),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn(str(name), str(dtype), description=descriptions[str(name)])
+                    for name, dtype in table.dtypes.items()
+                ]
+            ),
+            "accuracy": rounded(table["correct"].mean()),
+            "mistakes": int((~table["correct"]).sum()),
+            "prediction_seconds": rounded(seconds),
+            "preview": dg.MetadataValue.md(markdown_table(list(preview.columns), preview.itertuples(index=False))),
+        },
+    )

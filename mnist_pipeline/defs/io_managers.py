@@ -1,0 +1,259 @@
+"""IO managers that store each asset as one file named after its asset key.
+
+    <base_dir>/<asset key path>.<extension>
+
+Every write is atomic (temporary file, then rename), so a failed or killed
+run leaves the previous artifact whole. Nothing is pickled: arrays are .npz
+read with allow_pickle=False, models .keras read with safe_mode=True, tables
+Parquet, metrics JSON, plots PNG.
+
+Every write is followed by a record of the artifact's SHA-256 beside it
+(`<artifact>.sha256.json`, storage/integrity.py), also given as the
+materialization's `sha256` metadata; every load checks the artifact against
+that record first. A damaged or missing artifact is then an error that names
+it and says how to rebuild it, never a confusing failure of the reader, and
+`mnist-pipeline update` counts it as changed (versioning/what_changed.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.ml.model.trained import TrainedModel
+from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.storage.arrays import load_npz_memory_mapped
+from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
+from mnist_pipeline.storage.integrity import (
+    IntegrityError,
+    hash_before_publishing,
+    record_path,
+    recorded_sha256,
+    remember_published,
+    stored_sha256,
+    verify_stored,
+    write_record,
+)
+
+
+class ArtifactMissingError(FileNotFoundError):
+    """An upstream asset has no stored artifact (yet, or any more)."""
+
+
+class DamagedArtifactError(IntegrityError):
+    """A stored artifact does not match the SHA-256 recorded when it was written, or has no record.
+
+    Not transient: retrying cannot repair it; materializing the asset again does.
+    """
+
+
+def rebuild_hint(name: str) -> str:
+    return f"Rebuild it with `mnist-pipeline update` (which rebuilds damaged artifacts), or materialize '{name}' again."
+
+
+class StorageError(OSError):
+    """An artifact could not be written where the storage directory says."""
+
+
+SHA256_METADATA = "sha256"  # the materialization's record of what was written
+
+
+class FileIOManager(dg.ConfigurableIOManager):
+    """Base: maps an asset key to a path; subclasses say how to write and read it."""
+
+    base_dir: Optional[str] = Field(
+        default=None,
+        description="Absolute directory for artifacts; defaults to <pipeline home>/storage.",
+    )
+
+    # Part of the storage format, not a setting: a ClassVar, so the Launchpad does not offer it as config.
+    extension: ClassVar[str] = ""
+
+    def storage_dir(self) -> Path:
+        return Path(self.base_dir).expanduser().resolve() if self.base_dir else default_storage_dir()
+
+    def path_for(self, asset_key: dg.AssetKey) -> Path:
+        return self.storage_dir().joinpath(*asset_key.path).with_suffix(self.extension)
+
+    def dump(self, obj: Any, path: Path) -> None:
+        raise NotImplementedError
+
+    def load(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        path = self.path_for(context.asset_key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sha256 = self.publish(obj, path)
+        except OSError as error:
+            raise StorageError(
+                f"{path.parent}: expected a writable storage directory for {context.asset_key.to_user_string()}, "
+                f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
+            ) from error
+        context.add_output_metadata(
+            {"path": dg.MetadataValue.path(str(path)), SHA256_METADATA: sha256, **self.file_metadata(obj, path)}
+        )
+
+    def file_metadata(self, obj: Any, path: Path) -> dict[str, dg.MetadataValue]:
+        """Extra metadata about what was written; none by default."""
+        return {}
+
+    def publish(self, obj: Any, path: Path) -> str:
+        """Write `obj` to `path` atomically, then record its SHA-256 beside it; returns the SHA-256."""
+        sha256 = self.write(obj, path) or stored_sha256(path)
+        write_record(path, sha256, file=path.name, written_at=time.time())
+        return sha256
+
+    def write(self, obj: Any, path: Path) -> str | None:
+        """Write `obj` to `path` atomically; returns its SHA-256 if it was hashed on the way."""
+        hashed: list = []
+
+        def dump_and_hash(tmp: Path) -> None:
+            self.dump(obj, tmp)
+            hashed.append(hash_before_publishing(tmp))
+
+        atomic_write(path, dump_and_hash)
+        remember_published(path, hashed[0])
+        return hashed[0][0]
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        key = context.upstream_output.asset_key if context.upstream_output else context.asset_key
+        return self.read(key)
+
+    def read(self, asset_key: dg.AssetKey) -> Any:
+        """The stored value of `asset_key`, once its artifact is verified (see `verified_path`)."""
+        return self.load(self.verified_path(asset_key))
+
+    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> Path:
+        """The path of `asset_key`'s artifact, checked against the SHA-256 recorded when it was written.
+
+        `materialized_sha256`, when given, is the SHA-256 the asset's last materialization recorded:
+        a record that disagrees means the stored artifact is not the one Dagster knows about.
+        Raises ArtifactMissingError or DamagedArtifactError, naming the file and how to rebuild it.
+        """
+        path = self.path_for(asset_key)
+        name = asset_key.to_user_string()
+        what = f"the stored artifact of asset '{name}'"
+        try:
+            expected = recorded_sha256(path)
+        except IntegrityError as error:
+            raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
+        if not path.exists():
+            if expected is None:
+                raise ArtifactMissingError(f"{path}: expected {what}, found no file. Materialize '{name}' first.")
+            raise ArtifactMissingError(f"{path}: expected {what} with SHA-256 {expected}, found no file. {rebuild_hint(name)}")
+        if expected is None:
+            # Written before artifacts had records (or not by this pipeline): nothing to check it against.
+            raise DamagedArtifactError(
+                f"{path}: expected {what} with its SHA-256 recorded in {record_path(path).name}, found no record "
+                f"(it was written before records were kept, or by something else), so it cannot be verified. "
+                f"{rebuild_hint(name)}"
+            )
+        if materialized_sha256 is not None and materialized_sha256 != expected:
+            raise DamagedArtifactError(
+                f"{path}: expected {what} with the SHA-256 its last materialization recorded, {materialized_sha256}, "
+                f"found a record of SHA-256 {expected}: the artifact was replaced outside that materialization. "
+                f"{rebuild_hint(name)}"
+            )
+        try:
+            verify_stored(path, expected, what=what)
+        except IntegrityError as error:
+            raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
+        return path
+
+
+class NpzIOManager(FileIOManager):
+    """DigitDataset <-> uncompressed .npz (one array per split), memory-mapped on load.
+
+    A step reads only what it touches: the evaluation steps never page in the training images.
+    """
+
+    extension: ClassVar[str] = ".npz"
+
+    def dump(self, obj: DigitDataset, path: Path) -> None:
+        with open(path, "wb") as handle:
+            np.savez(handle, **obj.stored_arrays())
+
+    def load(self, path: Path) -> DigitDataset:
+        return DigitDataset.from_arrays(load_npz_memory_mapped(path), source=str(path))
+
+
+HISTORY_MEMBER = "mnist_pipeline/history.json"
+
+
+class KerasModelIOManager(FileIOManager):
+    """keras.Model or TrainedModel <-> one .keras file.
+
+    A TrainedModel's history travels inside the same archive (as
+    mnist_pipeline/history.json), so model and history are replaced together.
+    """
+
+    extension: ClassVar[str] = ".keras"
+
+    def dump(self, obj: Any, path: Path) -> None:
+        model = obj.model if isinstance(obj, TrainedModel) else obj
+        model.save(path)
+        if isinstance(obj, TrainedModel):
+            with zipfile.ZipFile(path, "a") as archive:
+                archive.writestr(HISTORY_MEMBER, json.dumps(obj.history))
+
+    def load(self, path: Path) -> Any:
+        import keras
+
+        model = keras.models.load_model(path, safe_mode=True)
+        with zipfile.ZipFile(path) as archive:
+            if HISTORY_MEMBER not in archive.namelist():
+                return model
+            history = json.loads(archive.read(HISTORY_MEMBER))
+        return TrainedModel(model=model, history=history)
+
+
+class JsonIOManager(FileIOManager):
+    """dict of plain values <-> .json."""
+
+    extension: ClassVar[str] = ".json"
+
+    def dump(self, obj: dict, path: Path) -> None:
+        path.write_text(json.dumps(obj, indent=2, sort_keys=True))
+
+    def load(self, path: Path) -> dict:
+        return json.loads(path.read_text())
+
+
+class ParquetIOManager(FileIOManager):
+    """pandas.DataFrame <-> .parquet."""
+
+    extension: ClassVar[str] = ".parquet"
+
+    def dump(self, obj, path: Path) -> None:
+        obj.to_parquet(path, index=False)
+
+    def load(self, path: Path):
+        import pandas as pd
+
+        return pd.read_parquet(path)
+
+
+class PngDirectoryIOManager(FileIOManager):
+    """dict of name -> PNG bytes <-> a directory of <name>.png files, published at once."""
+
+    extension: ClassVar[str] = ""
+
+    def write(self, obj: dict[str, bytes], path: Path) -> None:
+        """Publish the PNGs as one directory; None, so `publish` hashes what was published (a few small files)."""
+        atomic_publish_directory(path, {f"{name}.png": content for name, content in obj.items()})
+
+    def file_metadata(self, obj: dict[str, bytes], path: Path) -> dict[str, dg.MetadataValue]:
+        return {f"{name}_path": dg.MetadataValue.path(str(path / f"{name}.png")) for name in obj}
+
+    def load(self, path: Path) -> dict[str, bytes]:
+        return {png.stem: png.read_bytes() for png in sorted(path.glob("*.png"))}

@@ -1,0 +1,156 @@
+"""hyperparameters, compiled_model and trained_model: the preset's network (the tutorial convnet by default), before and after fitting."""
+
+import math
+import time
+
+import dagster as dg
+
+from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.display import rounded, rounded_history
+from mnist_pipeline.defs.model.config import Hyperparameters
+from mnist_pipeline.ml.model.split import validation_split
+from mnist_pipeline.ml.model.trained import TrainedModel
+from mnist_pipeline.defs.code_version import code_version
+from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
+from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
+
+
+
+@dg.asset(
+    io_manager_key="json_io_manager",
+    kinds={"json"},
+    code_version=code_version(__name__, "hyperparameters"),
+)
+def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) -> dg.Output[dict]:
+    """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad).
+
+    Stored resolved: every value the preset's recipe trains with, overrides included.
+    """
+    values = config.resolved()
+    overrides = config.overrides()
+    # Said out loud, so values kept from another preset's block in the Launchpad are never silent.
+    context.log.info(
+        f"The {values['preset']} preset's recipe"
+        + (": " if not overrides else " with overrides: ")
+        + ", ".join(
+            f"{field} {value}" + (f" (the preset's: {overrides[field][1]})" if field in overrides else "")
+            for field, value in config.recipe().items()
+        )
+    )
+    metadata = {**values, "preset_overrides": dg.MetadataValue.json({field: value for field, (value, _) in overrides.items()})}
+    return dg.Output(values, data_version=dg.DataVersion(json_version(values)), metadata=metadata)
+
+
+@dg.asset(
+    io_manager_key="keras_io_manager",
+    kinds={"keras", "tensorflow"},
+    # The network is shaped for this data (28x28 images, 10 classes), so it sits downstream of it.
+    deps=["scaled_mnist"],
+    code_version=code_version(__name__, "compiled_model"),
+)
+def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> dg.Output:
+    """The preset's network (the tutorial convnet by default), untrained, compiled with sparse categorical cross-entropy and accuracy."""
+    from mnist_pipeline.ml.model.architectures import build_network
+    from mnist_pipeline.ml.model.network import compile_model, summary_text
+
+    params = hyperparameters
+    model = compile_model(build_network(params["preset"], params["seed"]), params["optimizer"], params["learning_rate"])
+    return dg.Output(
+        model,
+        data_version=dg.DataVersion(model_version(model)),
+        metadata={
+            "preset": params["preset"],
+            "parameter_count": model.count_params(),
+            "layers": dg.MetadataValue.json([layer.__class__.__name__ for layer in model.layers]),
+            "optimizer": params["optimizer"],
+            "learning_rate": params["learning_rate"],
+            "seed": params["seed"],
+            "model_summary": dg.MetadataValue.md(f"```\n{summary_text(model)}\n```"),
+        },
+    )
+
+
+@dg.asset(
+    io_manager_key="keras_io_manager",
+    kinds={"keras", "tensorflow"},
+    code_version=code_version(__name__, "trained_model"),
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    model_registry: ModelRegistryResource,
+    training_checkpoints: TrainingCheckpoints,
+    hyperparameters: dict,
+    compiled_model,
+    scaled_mnist: DigitDataset,
+) -> dg.Output[TrainedModel]:
+    """The compiled network fitted on the training set, validated on a held-out slice of it.
+
+    Checkpointed every epoch: a killed run resumes where it stopped. Every
+    version is kept in the model registry with its lineage.
+    """
+    from mnist_pipeline.ml.model.schedule import apply_schedule
+    from mnist_pipeline.ml.model.training import fit_resumably
+
+    params = hyperparameters
+    epochs, batch_size = params["epochs"], params["batch_size"]
+    code = context.assets_def.code_versions_by_key[context.asset_key]
+    inputs = {
+        "hyperparameters": json_version(hyperparameters),
+        "compiled_model": model_version(compiled_model),
+        "scaled_mnist": dataset_version(scaled_mnist),
+    }
+    train_idx, val_idx = validation_split(scaled_mnist.num_train, params["validation_fraction"], params["seed"])
+    # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
+    apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
+    context.log.info(
+        f"Training the {params['preset']} preset's network on {len(train_idx)} images, validating on "
+        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate"
+    )
+    started = time.perf_counter()
+    model, history = fit_resumably(
+        compiled_model,
+        scaled_mnist.train_images,
+        scaled_mnist.train_labels,
+        train_idx,
+        val_idx,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=params["seed"],
+        checkpoint_dir=training_checkpoints.directory(json_version({"code": code, **inputs})),
+        log=context.log.info,
+    )
+    seconds = time.perf_counter() - started
+    version = model_version(model)
+    registered = model_registry.registry().register(
+        version,
+        model,
+        {
+            "run_id": context.run_id,
+            "input_data_versions": inputs,
+            "hyperparameters": hyperparameters,
+            "code_version": code,
+            "training_seconds": round(seconds, 2),
+            "history": history,
+        },
+    )
+    return dg.Output(
+        TrainedModel(model=model, history=history),
+        data_version=dg.DataVersion(version),
+        metadata={
+            "model_version": version,
+            "registry_path": dg.MetadataValue.path(str(registered)),
+            "preset": params["preset"],
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate_schedule": params["schedule"],
+            "train_images": len(train_idx),
+            "validation_images": len(val_idx),
+            "training_seconds": rounded(seconds),
+            "images_per_second": rounded(len(train_idx) * epochs / seconds),
+            "final_loss": rounded(history["loss"][-1]),
+            "final_accuracy": rounded(history["accuracy"][-1]),
+            "final_val_loss": rounded(history["val_loss"][-1]),
+            "final_val_accuracy": rounded(history["val_accuracy"][-1]),
+            "history": dg.MetadataValue.json(rounded_history(history)),
+        },
+    )

