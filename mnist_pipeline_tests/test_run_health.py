@@ -48,17 +48,6 @@ def dagster_home_with_script_settings(tmp_path: Path, poll_interval_seconds: int
     return home
 
 
-@pytest.fixture(autouse=True)
-def restored_dagster_home(monkeypatch):
-    """open_instance sets DAGSTER_HOME; it is put back as it was after each test."""
-    monkeypatch.setenv("DAGSTER_HOME", os.environ.get("DAGSTER_HOME", ""))
-
-
-def open_instance(home: Path) -> dg.DagsterInstance:
-    """The instance a user's shell with DAGSTER_HOME=home opens (the environment is the test's own)."""
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
-
 
 def start_cli_run(env: dict, log: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "mnist_pipeline", "run", "--epochs", "50", "--batch-size", "30"]
@@ -108,7 +97,7 @@ def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
     return failures[-1].dagster_event.message if failures else ""
 
 
-def test_the_scripts_settings_enable_run_monitoring(tmp_path):
+def test_the_scripts_settings_enable_run_monitoring(tmp_path, open_instance):
     with open_instance(dagster_home_with_script_settings(tmp_path)) as instance:
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_start_timeout_seconds == 180
@@ -122,7 +111,7 @@ def test_a_process_is_alive_only_if_it_started_before_the_run_it_is_taken_for():
     assert not process_alive(int(finished.stdout), started_by=time.time())
 
 
-def test_dead_cli_run_is_failed_and_a_live_one_left_alone(bigger_idx_dir, tmp_path):
+def test_dead_cli_run_is_failed_and_a_live_one_left_alone(bigger_idx_dir, tmp_path, open_instance):
     home = dagster_home_with_script_settings(tmp_path)
     log = tmp_path / "run.log"
     process = None
@@ -168,7 +157,7 @@ def start_daemon(instance: dg.DagsterInstance, env: dict, workspace: Path, log: 
     return daemon
 
 
-def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path):
+def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path, open_instance):
     """`dagster-daemon` (as `dagster dev` runs it) with the scripts' settings; `mnist-pipeline run` SIGKILLed."""
     home = dagster_home_with_script_settings(tmp_path)
     env = pipeline_env(home, bigger_idx_dir, tmp_path / "pipeline_home")
@@ -191,7 +180,7 @@ def test_the_daemon_fails_a_sigkilled_cli_run(bigger_idx_dir, tmp_path):
         stop(daemon)
 
 
-def test_a_run_launched_through_the_code_server_is_failed_when_its_process_is_killed(bigger_idx_dir, tmp_path):
+def test_a_run_launched_through_the_code_server_is_failed_when_its_process_is_killed(bigger_idx_dir, tmp_path, open_instance):
     """What the UI and the daemon launch: the code server that started the run's process fails it (Dagster's own
     doing, with or without these settings), well before the sensor's next evaluation."""
     home = dagster_home_with_script_settings(tmp_path)
@@ -239,7 +228,7 @@ def test_env_sh_installs_the_settings_in_a_new_home(tmp_path):
     assert (tmp_path / "new_home" / "dagster.yaml").read_text() == SCRIPTS_SETTINGS.read_text()
 
 
-def test_env_sh_adds_run_monitoring_to_an_existing_home_and_keeps_its_own_settings(tmp_path):
+def test_env_sh_adds_run_monitoring_to_an_existing_home_and_keeps_its_own_settings(tmp_path, open_instance):
     home = tmp_path / "home"
     home.mkdir()
     own = "telemetry:\n  enabled: true\nrun_retries:\n  enabled: true\n  max_retries: 1\n"
@@ -254,7 +243,7 @@ def test_env_sh_adds_run_monitoring_to_an_existing_home_and_keeps_its_own_settin
         assert instance.run_retries_max_retries == 1
 
 
-def test_env_sh_keeps_a_users_own_run_monitoring(tmp_path):
+def test_env_sh_keeps_a_users_own_run_monitoring(tmp_path, open_instance):
     home = tmp_path / "home"
     home.mkdir()
     own = "run_monitoring:\n  enabled: false\n"

