@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnist_pipeline.defs.data.assets import class_counts, scale_images
+from mnist_pipeline.ml.data.preprocessing import class_counts, scale_images
 from mnist_pipeline.ml.evaluation.metrics import confusion_matrix, precision_recall
 from mnist_pipeline.ml.evaluation.predictions import PROBABILITY_COLUMNS, build_predictions_table
 from mnist_pipeline.ml.model.split import validation_split

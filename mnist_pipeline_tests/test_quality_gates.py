@@ -13,7 +13,7 @@ import pytest
 
 from mnist_pipeline.ml.data import quality
 from mnist_pipeline.ml.data.dataset import DigitDataset
-from mnist_pipeline.defs.data.assets import scale_images
+from mnist_pipeline.ml.data.preprocessing import scale_images
 from mnist_pipeline.definitions import all_assets, all_checks
 from mnist_pipeline.defs.evaluation.checks import rows_sum_to_one, table_complete
 from mnist_pipeline.defs.evaluation.gates import QualityGates

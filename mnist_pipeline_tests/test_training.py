@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnist_pipeline.defs.data.assets import scale_images
+from mnist_pipeline.ml.data.preprocessing import scale_images
 from mnist_pipeline.ml.model import training
 from mnist_pipeline.ml.model.network import build_tutorial_model, compile_model
 from mnist_pipeline_tests.synthetic import make_dataset

@@ -250,7 +250,7 @@ def models_load(args: argparse.Namespace) -> int:
     model = registry.load(args.version)
     print(f"Loaded {registry.model_path(args.version)}: {model.count_params()} parameters")
     if args.evaluate:
-        from mnist_pipeline.defs.data.assets import scale_images
+        from mnist_pipeline.ml.data.preprocessing import scale_images
         from mnist_pipeline.defs.resources import resources_for_env
 
         dataset = resources_for_env()["mnist_source"].load().dataset

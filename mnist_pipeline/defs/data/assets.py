@@ -1,13 +1,11 @@
 """raw_mnist and scaled_mnist: the data as loaded, then as the network reads it."""
 
-
-import dataclasses
 import warnings
 
 import dagster as dg
-import numpy as np
 
-from mnist_pipeline.ml.data.dataset import NUM_CLASSES, DigitDataset
+from mnist_pipeline.ml.data import preprocessing
+from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.ml.data.sources import MnistUnavailableError
 from mnist_pipeline.display import rounded
@@ -20,10 +18,6 @@ FETCH_RETRIES = 3
 FETCH_RETRY_DELAY_S = 5
 
 
-def class_counts(labels: np.ndarray, names: list[str]) -> dict[str, int]:
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
-    return {name: int(count) for name, count in zip(names, counts)}
-
 
 def describe(dataset: DigitDataset) -> dict[str, object]:
     """Shapes, dtypes, class names and class counts of each split, for the asset's metadata."""
@@ -34,16 +28,10 @@ def describe(dataset: DigitDataset) -> dict[str, object]:
     metadata["num_train"] = dataset.num_train
     metadata["num_test"] = dataset.num_test
     metadata["class_names"] = dg.MetadataValue.json(dataset.names())
-    metadata["train_class_counts"] = dg.MetadataValue.json(class_counts(dataset.train_labels, dataset.names()))
-    metadata["test_class_counts"] = dg.MetadataValue.json(class_counts(dataset.test_labels, dataset.names()))
+    metadata["train_class_counts"] = dg.MetadataValue.json(preprocessing.class_counts(dataset.train_labels, dataset.names()))
+    metadata["test_class_counts"] = dg.MetadataValue.json(preprocessing.class_counts(dataset.test_labels, dataset.names()))
     return metadata
 
-
-def scale_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels 0..255 -> float32 in [0, 1], without a float64 intermediate."""
-    scaled = images.astype(np.float32)
-    scaled /= np.float32(255.0)
-    return scaled
 
 
 MNIST_FILES_DESCRIPTION = (
@@ -112,9 +100,7 @@ def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> d
 )
 def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> dg.Output[DigitDataset]:
     """Images divided by 255 as float32 in [0, 1]; labels and class names unchanged."""
-    scaled = dataclasses.replace(
-        raw_mnist, train_images=scale_images(raw_mnist.train_images), test_images=scale_images(raw_mnist.test_images)
-    )
+    scaled = preprocessing.scaled(raw_mnist)
     metadata = describe(scaled)
     metadata["pixel_min"] = rounded(min(scaled.train_images.min(), scaled.test_images.min()))
     metadata["pixel_max"] = rounded(max(scaled.train_images.max(), scaled.test_images.max()))
