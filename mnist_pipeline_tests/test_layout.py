@@ -13,6 +13,7 @@ libraries are imported), so a layer cannot reach up lazily either.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,27 @@ def test_the_ml_core_and_the_registry_import_without_dagster_installed():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(len(modules))
+
+
+def readme_notebook_example() -> str:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("## The ML core, without Dagster") :]
+    return section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+
+
+@pytest.mark.real_data
+def test_the_readme_s_notebook_example_trains_with_dagster_absent(real_mnist_cache, tmp_path):
+    """The README's ML-core example, run as written but for one epoch and the test's MNIST cache."""
+    example = readme_notebook_example()
+    assert 'cache_dir=Path("~/.mnist_pipeline/mnist_cache")' in example and "epochs=recipe.epochs" in example
+    example = example.replace('Path("~/.mnist_pipeline/mnist_cache")', f"Path({str(real_mnist_cache)!r})")
+    example = example.replace("epochs=recipe.epochs", "epochs=1")
+    script = "import sys\nsys.modules['dagster'] = None  # any `import dagster` now raises ImportError\n" + example
+    # cwd elsewhere, as a notebook's would be; PYTHONPATH, so it is this checkout's package that runs
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy_line, *probability_lines = result.stdout.strip().splitlines()[-3:]
+    accuracy = float(accuracy_line.removeprefix("test accuracy "))
+    assert accuracy > 0.9, f"expected one epoch of the tutorial recipe to reach over 90% on MNIST, found {accuracy}"
+    assert "[[" in probability_lines[0], result.stdout[-1000:]
