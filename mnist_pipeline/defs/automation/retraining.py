@@ -12,7 +12,8 @@ import dagster as dg
 
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.jobs import full_pipeline_job
-from mnist_pipeline.defs.automation.what_changed import latest_observed_version, source_versions_read, what_changed
+from mnist_pipeline.defs.automation.unsynced import latest_observed_version
+from mnist_pipeline.defs.automation.what_changed import source_versions_read, what_changed
 
 MNIST_FILES = dg.AssetKey("mnist_files")
 RAW_MNIST = dg.AssetKey("raw_mnist")
