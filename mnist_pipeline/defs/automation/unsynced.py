@@ -2,8 +2,8 @@
 
 Dagster has no public call for an asset's sync status: the UI's "Unsynced" tag and
 `RunRequest(stale_assets_only=True)` (resolved inside the sensor and schedule daemons) use an
-internal resolver, and the request to expose it, dagster-io/dagster#19368, was closed without
-one. The declarative automation conditions are no substitute: `code_version_changed()`
+internal resolver; the request to expose it, dagster-io/dagster#19368, is closed, and 1.13
+still has none. The declarative automation conditions are no substitute: `code_version_changed()`
 compares with the previous evaluation, not with the last materialization (dagster-io/dagster#33708),
 and `newly_updated()` / `any_deps_updated()` ignore data versions (dagster-io/dagster#25439).
 
