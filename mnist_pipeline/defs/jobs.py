@@ -6,7 +6,7 @@
   mnist_observe_sources        hash the MNIST files, so changed files mark their assets unsynced
 
 "Only what changed" is Dagster's own "Materialize unsynced" in the asset
-graph, or `mnist-pipeline update` (versioning/what_changed.py).
+graph, or `mnist-pipeline update` (defs/automation/what_changed.py).
 
 The Launchpad opens each with the hyperparameter defaults (model/config.py).
 All run in one process: a process per step would pay a TensorFlow import per step.

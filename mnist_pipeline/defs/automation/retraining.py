@@ -4,6 +4,22 @@ Both request only what changed: assets whose code, hyperparameters or inputs
 moved on, assets whose stored artifact is missing or damaged, plus everything
 downstream of the MNIST files when those changed. Both start switched off;
 switch them on in the UI (Automation).
+
+Why a schedule and a sensor that compute their selection, rather than Dagster's public
+shortcuts (Dagster 1.13):
+- `RunRequest(stale_assets_only=True)` narrows the selection in the daemon, with Dagster's
+  internal resolver, to the assets that are themselves missing or unsynced: not what is
+  downstream of them (their children become unsynced only after the run, so a change would
+  take a run per level of the graph, a week each on the weekly schedule), and never an asset
+  whose stored artifact is damaged. What it selects is also invisible to a test that evaluates
+  the request.
+- Declarative automation (`automation_condition=AutomationCondition.eager()` and the default
+  automation sensor) reacts to events since its previous evaluation: `code_version_changed()`
+  compares with the last evaluation, not with the last materialization (dagster-io/dagster#33708;
+  `code_version_outdated()` is proposed in dagster-io/dagster#33711), `any_deps_updated()` fires
+  on a new materialization with an unchanged data version (dagster-io/dagster#25439), and no
+  condition sees a damaged artifact. `mnist-pipeline update` must give the same answer with no
+  daemon and no cursor, so the schedule, the sensor and the command share what_changed.py.
 """
 
 import os
@@ -12,7 +28,8 @@ import dagster as dg
 
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.jobs import full_pipeline_job
-from mnist_pipeline.defs.automation.what_changed import latest_observed_version, source_versions_read, what_changed
+from mnist_pipeline.defs.automation.unsynced import latest_observed_version
+from mnist_pipeline.defs.automation.what_changed import source_versions_read, what_changed
 
 MNIST_FILES = dg.AssetKey("mnist_files")
 RAW_MNIST = dg.AssetKey("raw_mnist")

@@ -1,10 +1,11 @@
 """Materialize what changed: observe the data, then run only unsynced, missing or damaged assets.
 
 An asset is unsynced when its code version, or the data version of anything
-upstream, differs from when it was last materialized. Hyperparameters are an
-asset too, so a new value of them is a change like any other. An asset whose
-stored artifact is missing, damaged or unrecorded (storage/io_managers.py)
-is treated as changed too, though Dagster's records say it is in sync.
+upstream, differs from when it was last materialized (unsynced.py decides it
+from Dagster's public records). Hyperparameters are an asset too, so a new
+value of them is a change like any other. An asset whose stored artifact is
+missing, damaged or unrecorded (defs/io_managers.py) is treated as changed
+too, though Dagster's records say it is in sync.
 
 Dagster's UI offers the same as "Materialize unsynced"; this module gives it
 to the command line (`mnist-pipeline update`), tests and schedules.
@@ -17,12 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import dagster as dg
 
-# Dagster has no public call for "which assets are unsynced"; this is the one
-# its sensors use (RunRequest(stale_assets_only=True)), isolated here.
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCauseCategory, StaleStatus
-from dagster._time import get_current_datetime
-
+from mnist_pipeline.defs.automation.unsynced import UnsyncedCause, latest_observed_version, sync_status
 from mnist_pipeline.defs.io_managers import (
     SHA256_METADATA,
     ArtifactMissingError,
@@ -60,13 +56,6 @@ class Changes:
     rerecord: list[dg.AssetKey] = field(default_factory=list)
 
 
-def latest_observed_version(instance: dg.DagsterInstance, source_key: dg.AssetKey) -> str | None:
-    """The data version of the source's last observation; None if it was never observed."""
-    record = instance.get_latest_data_version_record(source_key, is_source=True)
-    observation = record.event_log_entry.asset_observation if record else None
-    return observation.data_version if observation else None
-
-
 def _latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey) -> dg.AssetMaterialization | None:
     event = instance.get_latest_materialization_event(key)
     return event.asset_materialization if event else None
@@ -79,19 +68,16 @@ def source_versions_read(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict
     return dict(entry.value) if entry is not None else {}
 
 
-def _stale_only_by_sources_already_read(
-    instance: dg.DagsterInstance, asset_graph, resolver: CachingStaleStatusResolver, key: dg.AssetKey
+def _unsynced_only_by_sources_already_read(
+    instance: dg.DagsterInstance, asset_graph, key: dg.AssetKey, causes: list[UnsyncedCause]
 ) -> bool:
-    """True when every reason Dagster gives for `key` being unsynced is a new data version of an
-    observable source that equals the version the asset recorded reading: the files it read are
-    the files as observed now (they were first observed, or observed again, after it ran)."""
-    causes = resolver.get_stale_causes(key)
-    if not causes:
-        return False
+    """True when every reason `key` is unsynced is a new data version of an observable source that
+    equals the version the asset recorded reading: the files it read are the files as observed now
+    (they were first observed, or observed again, after it ran)."""
     read = source_versions_read(instance, key)
     for cause in causes:
-        source = cause.dependency_asset_key
-        if cause.category != StaleCauseCategory.DATA or source is None or not asset_graph.get(source).is_external:
+        source = cause.dependency
+        if cause.category != "data" or source is None or not asset_graph.get(source).is_external:
             return False
         if read.get(source.to_user_string()) != latest_observed_version(instance, source):
             return False
@@ -145,21 +131,15 @@ def what_changed(
     `resources` (a Definitions' or repository's) locate the stored artifacts;
     without them artifacts are not checked. `asset_graph` is a Definitions' or repository's.
     """
-    view = AssetGraphView(
-        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-        instance=instance,
-        asset_graph=asset_graph,
-    )
-    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
+    status = sync_status(instance, asset_graph)
     order = [key for level in asset_graph.toposorted_asset_keys_by_level for key in level]
     materializable = [key for key in order if asset_graph.get(key).is_materializable]
-    status = {key: resolver.get_status(key) for key in materializable}
     rerecord = [
         key
-        for key in materializable
-        if status[key] == StaleStatus.STALE and _stale_only_by_sources_already_read(instance, asset_graph, resolver, key)
+        for key, causes in status.unsynced.items()
+        if _unsynced_only_by_sources_already_read(instance, asset_graph, key, causes)
     ]
-    changed = {key for key in materializable if status[key] in (StaleStatus.STALE, StaleStatus.MISSING)} - set(rerecord)
+    changed = {*status.missing, *status.unsynced} - set(rerecord)
     damaged = damaged_artifacts(instance, asset_graph, resources, materializable) if resources is not None else {}
     changed.update(damaged)
     changed.update(also_changed)

@@ -6,7 +6,7 @@ them first (`dagster asset materialize --select '*'`, *Materialize all* in the
 UI). The first observation afterwards then looks like a change, though the
 files are the ones that were read. So an asset that reads a source also records
 the source's data version as it found it, under this metadata key, and
-versioning/what_changed.py trusts that record over Dagster's.
+defs/automation/what_changed.py trusts that record over Dagster's.
 
 Kept apart and small: an asset's code version covers the modules it imports.
 """
