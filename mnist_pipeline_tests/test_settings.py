@@ -207,3 +207,34 @@ def test_each_resource_field_set_by_a_variable_names_it_where_the_ui_shows_it(re
     assert resource.ENVIRONMENT, "the resource declares its variables"
     for field, variable in resource.ENVIRONMENT.items():
         assert f"Unset: ${variable}, read when used" in fields[field].description, (field, fields[field].description)
+
+
+RECORD_VARIABLES_READ_AT_IMPORT = """
+import os, json
+
+read = []
+real = os.environ
+
+class Recorder(dict):
+    def __getitem__(self, name):
+        read.append(name)
+        return real[name]
+    def get(self, name, default=None):
+        read.append(name)
+        return real.get(name, default)
+    def __contains__(self, name):
+        read.append(name)
+        return name in real
+
+os.environ = Recorder(real)
+import mnist_pipeline.definitions
+print(json.dumps(sorted({name for name in read if name.startswith("MNIST_")})))
+"""
+
+
+def test_importing_the_definitions_reads_no_setting_but_the_schedules_cron(tmp_path):
+    """MNIST_RETRAIN_CRON is the one exception: a schedule's cron is part of its definition."""
+    env = cli_env(tmp_path, MNIST_MIN_TEST_ACCURACY="abc", MNIST_DATA_DIR=str(tmp_path), MNIST_PIPELINE_ENV="cloud")
+    imported = subprocess.run([sys.executable, "-c", RECORD_VARIABLES_READ_AT_IMPORT], cwd=REPO, env=env, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    assert imported.stdout.strip().splitlines()[-1] == '["MNIST_RETRAIN_CRON"]'

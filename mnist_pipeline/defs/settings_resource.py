@@ -12,7 +12,7 @@ field. A field's value, in order:
 Why not bind every field to `dg.EnvVar` in defs/resources.py: in Dagster 1.13
 a field bound to an EnvVar whose variable is unset fails every run at launch
 ("You have attempted to fetch the environment variable ... which is not set";
-dagster._config.source, no default possible: dagster-io/dagster#16232), and all
+Dagster's StringSource, no default possible: dagster-io/dagster#16232), and all
 of these variables are optional. Reading them at import instead would break
 "nothing reads configuration at import". So the binding lives here and in each
 field's description, which the UI's resource page shows under the field's name.
