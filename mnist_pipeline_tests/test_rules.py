@@ -206,3 +206,10 @@ def test_every_directory_field_uses_the_one_fallback(tmp_path, monkeypatch):
     assert TrainingCheckpoints(root="c").root_dir() == tmp_path / "c"
     assert MnistSource().resolved_cache_dir() == tmp_path / "cache"
     assert MnistSource(cache_dir="m").resolved_cache_dir() == tmp_path / "m"
+
+
+def test_misshapen_labels_are_reported_as_such_not_counted_or_indexed():
+    dataset = make_dataset()
+    labels = np.full((dataset.num_test, 2), 12, np.uint8)  # two-dimensional, and out of range
+    bad = with_arrays(dataset, test_labels=labels)
+    assert structure_problems(bad, ARRAY_NAMES) == [f"test_labels: expected labels of shape (N,), found ({dataset.num_test}, 2)"]

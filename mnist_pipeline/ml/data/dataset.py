@@ -102,11 +102,12 @@ def pairing_problem(images: np.ndarray, labels: np.ndarray, images_source: str, 
 
 
 def label_range_problem(labels: np.ndarray, source: str) -> str | None:
-    outside = (labels < 0) | (labels >= NUM_CLASSES)
+    flat = labels.reshape(-1)  # the index of a label vector; of any other shape, its flat index
+    outside = (flat < 0) | (flat >= NUM_CLASSES)
     if outside.any():
         index = int(np.argmax(outside))
         return (
-            f"{source}: expected labels in 0..{NUM_CLASSES - 1}, found {int(labels[index])} at index {index} "
+            f"{source}: expected labels in 0..{NUM_CLASSES - 1}, found {int(flat[index])} at index {index} "
             f"({int(outside.sum())} out of range)"
         )
     return None
@@ -119,13 +120,15 @@ def structure_problems(dataset: DigitDataset, sources: Mapping[str, str]) -> lis
         images_name, labels_name = f"{split}_images", f"{split}_labels"
         images, labels = getattr(dataset, images_name), getattr(dataset, labels_name)
         images_src, labels_src = sources[images_name], sources[labels_name]
-        found = [
-            image_shape_problem(images, images_src),
-            label_shape_problem(labels, labels_src),
+        misshapen = [p for p in (image_shape_problem(images, images_src), label_shape_problem(labels, labels_src)) if p]
+        if misshapen:  # counting or indexing arrays of the wrong shape would say nothing true
+            problems += misshapen
+            continue
+        found = (
             empty_problem(images, images_src),
             pairing_problem(images, labels, images_src, labels_src),
             label_range_problem(labels, labels_src),
-        ]
+        )
         problems += [problem for problem in found if problem is not None]
     return problems
 
