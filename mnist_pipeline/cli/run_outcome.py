@@ -20,9 +20,10 @@ from typing import Any
 import dagster as dg
 
 from mnist_pipeline.defs.evaluation.checks import accuracy_gate
+from mnist_pipeline.settings import MIN_TEST_ACCURACY
 
 ACCURACY_GATE = next(iter(accuracy_gate.check_keys))
-GATE_VARIABLE = "MNIST_MIN_TEST_ACCURACY"
+GATE_VARIABLE = MIN_TEST_ACCURACY
 # Pydantic ends each validation error with a link to its docs; the line before already says what is wrong.
 _PYDANTIC_FOOTER = re.compile(r"^For further information visit https?://")
 

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.paths import configured_dir, default_storage_dir
 from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
 from mnist_pipeline.storage.integrity import (
@@ -78,7 +78,7 @@ class FileIOManager(dg.ConfigurableIOManager):
     extension: ClassVar[str] = ""
 
     def storage_dir(self) -> Path:
-        return Path(self.base_dir).expanduser().resolve() if self.base_dir else default_storage_dir()
+        return configured_dir(self.base_dir, default_storage_dir)
 
     def path_for(self, asset_key: dg.AssetKey) -> Path:
         return self.storage_dir().joinpath(*asset_key.path).with_suffix(self.extension)

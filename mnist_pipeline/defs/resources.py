@@ -5,9 +5,10 @@
   offline:         the same, but never tries Keras's download (machines whose
                    only network is the package registries).
 
-Nothing here reads the environment: each resource reads its variable when it
-uses the value (settings.py, paths.py), so importing the code location never
-fails on a bad setting.
+Nothing here reads the environment: each resource reads its variables when it
+uses the value (the ENVIRONMENT of each resource, defs/settings_resource.py;
+the directories: paths.py), so importing the code location never fails on a
+bad setting, and a variable set after the code location loaded still counts.
 """
 
 from __future__ import annotations

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, ClassVar, List, Optional
 
-import dagster as dg
 from pydantic import Field, field_validator
 
 from mnist_pipeline import settings
+from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, from_variable
 from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES
 from mnist_pipeline.ml.data.idx import IdxFormatError
 from mnist_pipeline.ml.data.sources import CLASSES_FILE, DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
-from mnist_pipeline.paths import default_cache_dir
+from mnist_pipeline.paths import configured_dir, default_cache_dir
 from mnist_pipeline.ml.content_versions import json_version
 
 
-class MnistSource(dg.ConfigurableResource):
+class MnistSource(SettingsFromEnvironment):
     """Loads MNIST-format data.
 
     With a data directory, that directory is the only source: any data set in
     the MNIST IDX format, checked by structure. Otherwise a verified local
     cache, then each download source in order, checked against MNIST's SHA-256.
-    Unset fields come from their environment variables when used (settings.py).
+    Unset fields come from their environment variables when used (ENVIRONMENT; the cache directory's
+    variables are read by paths.py).
     """
+
+    ENVIRONMENT: ClassVar[dict[str, str]] = {"data_dir": settings.DATA_DIR, "download_sources": settings.PIPELINE_ENV}
 
     data_dir: Optional[str] = Field(
         default=None,
-        description=f"Directory holding the four IDX files (plain or .gz); unset: ${settings.DATA_DIR}, if set.",
+        description=from_variable(
+            "Directory holding the four IDX files (plain or .gz), the only source when set.", settings.DATA_DIR,
+            "no data directory: MNIST itself, from the cache or a download source",
+        ),
     )
     cache_dir: Optional[str] = Field(
         default=None,
@@ -36,8 +42,12 @@ class MnistSource(dg.ConfigurableResource):
     )
     download_sources: Optional[List[str]] = Field(
         default=None,
-        description=f"Fetchers to try, in order, when nothing is cached: any of {list(DOWNLOAD_SOURCES)}; unset: "
-        f"as ${settings.PIPELINE_ENV} says ({', '.join(f'{env}: {sources}' for env, sources in settings.DOWNLOAD_SOURCES_BY_ENV.items())}).",
+        description=from_variable(
+            f"Fetchers to try, in order, when nothing is cached: any of {list(DOWNLOAD_SOURCES)}.",
+            settings.PIPELINE_ENV,
+            f"the {settings.DEFAULT_PIPELINE_ENV!r} environment's; each environment's sources: "
+            + ", ".join(f"{env}: {sources}" for env, sources in settings.DOWNLOAD_SOURCES_BY_ENV.items()),
+        ),
     )
 
     @field_validator("download_sources")
@@ -49,13 +59,17 @@ class MnistSource(dg.ConfigurableResource):
         return sources
 
     def resolved_data_dir(self) -> Optional[str]:
-        return self.data_dir if self.data_dir is not None else settings.data_dir()
+        return self.setting("data_dir")[0]
 
     def resolved_cache_dir(self) -> Path:
-        return Path(self.cache_dir).expanduser().resolve() if self.cache_dir else default_cache_dir()
+        return configured_dir(self.cache_dir, default_cache_dir)
 
     def resolved_download_sources(self) -> List[str]:
-        return list(self.download_sources) if self.download_sources is not None else settings.download_sources()
+        found, source = self.setting("download_sources")
+        if isinstance(found, list):  # configured as a list of fetchers
+            return list(found)
+        # The variable names an environment, whose download sources settings.py lists.
+        return settings.download_sources_for(found or settings.DEFAULT_PIPELINE_ENV, source)
 
     def load(self, log: Callable[[str], None] = lambda message: None) -> LoadedDataset:
         data_dir = self.resolved_data_dir()

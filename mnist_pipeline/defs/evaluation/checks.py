@@ -7,6 +7,7 @@ import pandas as pd
 from mnist_pipeline.display import rounded
 from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.ml.evaluation.predictions import PROBABILITY_COLUMNS
+from mnist_pipeline.settings import DEFAULT_MIN_TEST_ACCURACY, MIN_TEST_ACCURACY
 
 Outcome = tuple[bool, str]
 ROW_SUM_TOLERANCE = 1e-4
@@ -24,8 +25,12 @@ def table_complete(table: pd.DataFrame, expected_rows: int) -> Outcome:
     return passed, f"expected {expected_rows} rows and no missing values, found {len(table)} rows and {missing} missing values"
 
 
-@dg.asset_check(asset="evaluation_metrics", blocking=True, description="Test accuracy at least the configured gate (0.97 by default).")
+@dg.asset_check(
+    asset="evaluation_metrics", blocking=True,
+    description=f"Test accuracy at least the configured gate (${MIN_TEST_ACCURACY}; {DEFAULT_MIN_TEST_ACCURACY} by default).",
+)
 def accuracy_gate(evaluation_metrics: dict, quality_gates: QualityGates) -> dg.AssetCheckResult:
+    """The same verdict production_model and `models promote` reach: all three ask QualityGates.accuracy_passes."""
     passed, found = quality_gates.accuracy_passes(evaluation_metrics["test_accuracy"])
     return dg.AssetCheckResult(
         passed=passed, description=found,

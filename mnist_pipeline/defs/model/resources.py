@@ -6,7 +6,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.paths import configured_dir, default_storage_dir
 from mnist_pipeline.registry.store import ModelRegistry
 
 
@@ -20,7 +20,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
     root: Optional[str] = Field(default=None, description="Registry directory; defaults to <storage>/model_registry.")
 
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(Path(self.root).expanduser().resolve() if self.root else default_registry_dir())
+        return ModelRegistry(configured_dir(self.root, default_registry_dir))
 
 
 class TrainingCheckpoints(dg.ConfigurableResource):
@@ -29,7 +29,7 @@ class TrainingCheckpoints(dg.ConfigurableResource):
     root: Optional[str] = Field(default=None, description="Checkpoint directory; defaults to <storage>/training_checkpoints.")
 
     def root_dir(self) -> Path:
-        return Path(self.root).expanduser().resolve() if self.root else default_storage_dir() / "training_checkpoints"
+        return configured_dir(self.root, lambda: default_storage_dir() / "training_checkpoints")
 
     def directory(self, training_key: str) -> Path:
         return self.root_dir() / training_key

@@ -4,7 +4,7 @@ import dagster as dg
 
 from mnist_pipeline.display import rounded
 from mnist_pipeline.defs.evaluation.gates import QualityGates
-from mnist_pipeline.defs.model.checks import weights_finite
+from mnist_pipeline.ml.model.weights import weights_finite
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, replaced_version
 from mnist_pipeline.defs.code_version import code_version

@@ -72,33 +72,73 @@ class DigitDataset:
         return len(self.test_labels)
 
 
+SPLITS = ("train", "test")
+
+
+# The structural rules, one function each: the IDX reader (validate_structure, naming the files) and the
+# raw_mnist checks (quality.py, naming the arrays) both ask these, so they can never disagree.
+def image_shape_problem(images: np.ndarray, source: str) -> str | None:
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        return f"{source}: expected images of shape (N, 28, 28), found {images.shape}"
+    return None
+
+
+def label_shape_problem(labels: np.ndarray, source: str) -> str | None:
+    if labels.ndim != 1:
+        return f"{source}: expected labels of shape (N,), found {labels.shape}"
+    return None
+
+
+def empty_problem(images: np.ndarray, source: str) -> str | None:
+    if len(images) == 0:
+        return f"{source}: expected at least one image, found 0"
+    return None
+
+
+def pairing_problem(images: np.ndarray, labels: np.ndarray, images_source: str, labels_source: str) -> str | None:
+    if len(images) != len(labels):
+        return f"{images_source} holds {len(images)} images but {labels_source} holds {len(labels)} labels: expected the same count"
+    return None
+
+
+def label_range_problem(labels: np.ndarray, source: str) -> str | None:
+    flat = labels.reshape(-1)  # the index of a label vector; of any other shape, its flat index
+    outside = (flat < 0) | (flat >= NUM_CLASSES)
+    if outside.any():
+        index = int(np.argmax(outside))
+        return (
+            f"{source}: expected labels in 0..{NUM_CLASSES - 1}, found {int(flat[index])} at index {index} "
+            f"({int(outside.sum())} out of range)"
+        )
+    return None
+
+
+def structure_problems(dataset: DigitDataset, sources: Mapping[str, str]) -> list[str]:
+    """Every structural problem of `dataset`, each naming the source of the array at fault (a file or an array name)."""
+    problems = []
+    for split in SPLITS:
+        images_name, labels_name = f"{split}_images", f"{split}_labels"
+        images, labels = getattr(dataset, images_name), getattr(dataset, labels_name)
+        images_src, labels_src = sources[images_name], sources[labels_name]
+        misshapen = [p for p in (image_shape_problem(images, images_src), label_shape_problem(labels, labels_src)) if p]
+        if misshapen:  # counting or indexing arrays of the wrong shape would say nothing true
+            problems += misshapen
+            continue
+        found = (
+            empty_problem(images, images_src),
+            pairing_problem(images, labels, images_src, labels_src),
+            label_range_problem(labels, labels_src),
+        )
+        problems += [problem for problem in found if problem is not None]
+    return problems
+
+
 def validate_structure(dataset: DigitDataset, sources: Mapping[str, str]) -> None:
-    """Check shapes, dtypes, label range and matching lengths.
+    """Raise DatasetError for the first structural problem (shapes, matching lengths, label range).
 
     `sources` maps each array name to where it came from (a file path), so an
     error names the file at fault.
     """
-    for split in ("train", "test"):
-        images_name, labels_name = f"{split}_images", f"{split}_labels"
-        images, labels = getattr(dataset, images_name), getattr(dataset, labels_name)
-        images_src, labels_src = sources[images_name], sources[labels_name]
-        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise DatasetError(
-                f"{images_src}: expected images of shape (N, 28, 28), found {images.shape}"
-            )
-        if labels.ndim != 1:
-            raise DatasetError(f"{labels_src}: expected labels of shape (N,), found {labels.shape}")
-        if len(images) == 0:
-            raise DatasetError(f"{images_src}: expected at least one image, found 0")
-        if len(images) != len(labels):
-            raise DatasetError(
-                f"{images_src} holds {len(images)} images but {labels_src} holds {len(labels)} labels: "
-                "expected the same count"
-            )
-        bad = labels >= NUM_CLASSES
-        if bad.any():
-            index = int(np.argmax(bad))
-            raise DatasetError(
-                f"{labels_src}: expected labels in 0..9, found {int(labels[index])} at index {index} "
-                f"({int(bad.sum())} out of range)"
-            )
+    problems = structure_problems(dataset, sources)
+    if problems:
+        raise DatasetError(problems[0])

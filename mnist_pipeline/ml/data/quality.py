@@ -1,44 +1,57 @@
-"""Data quality rules: each returns (passed, what was found), for the asset checks and tests."""
+"""Data quality rules: each returns (passed, what was found), for the asset checks and tests.
+
+The structural ones (pairing, shapes, label range) ask the same rule functions
+the IDX reader does (dataset.py); here each problem names the array.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mnist_pipeline.ml.data.dataset import IMAGE_SHAPE, NUM_CLASSES, DigitDataset
+from mnist_pipeline.ml.data.dataset import (
+    NUM_CLASSES,
+    SPLITS,
+    DigitDataset,
+    image_shape_problem,
+    label_range_problem,
+    pairing_problem,
+)
 
 MNIST_COUNTS = (60_000, 10_000)
 Outcome = tuple[bool, str]
 
 
+def _problems(found: list[str | None], when_none: str) -> Outcome:
+    problems = [problem for problem in found if problem is not None]
+    return not problems, "; ".join(problems) if problems else when_none
+
+
 def counts(dataset: DigitDataset, expected: tuple[int, int] | None) -> Outcome:
     """Train/test sizes: MNIST's exactly, or for another data set at least one of each."""
+    arrays = dataset.arrays()
+    paired, unpaired = _problems(
+        [pairing_problem(arrays[f"{split}_images"], arrays[f"{split}_labels"], f"{split}_images", f"{split}_labels") for split in SPLITS],
+        "",
+    )
+    if not paired:
+        return False, unpaired
     found = (dataset.num_train, dataset.num_test)
-    pairs_match = len(dataset.train_images) == dataset.num_train and len(dataset.test_images) == dataset.num_test
-    if not pairs_match:
-        return False, (
-            f"expected as many images as labels, found {len(dataset.train_images)}/{dataset.num_train} (train) "
-            f"and {len(dataset.test_images)}/{dataset.num_test} (test)"
-        )
     if expected is None:
         return min(found) > 0, f"expected at least one train and one test image, found {found[0]} and {found[1]}"
     return found == expected, f"expected {expected[0]} train and {expected[1]} test images, found {found[0]} and {found[1]}"
 
 
 def shapes(dataset: DigitDataset) -> Outcome:
-    bad = {
-        name: array.shape
-        for name, array in (("train_images", dataset.train_images), ("test_images", dataset.test_images))
-        if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE
-    }
-    return not bad, f"expected images of shape (N, 28, 28), found {bad}" if bad else "every image is 28x28"
+    arrays = dataset.arrays()
+    return _problems([image_shape_problem(arrays[f"{split}_images"], f"{split}_images") for split in SPLITS], "every image is 28x28")
 
 
 def labels_in_range(dataset: DigitDataset) -> Outcome:
-    labels = np.concatenate([dataset.train_labels, dataset.test_labels])
-    outside = np.unique(labels[(labels < 0) | (labels >= NUM_CLASSES)])
-    if outside.size:
-        return False, f"expected labels in 0..9, found {outside.tolist()}"
-    return True, "every label is in 0..9"
+    arrays = dataset.arrays()
+    return _problems(
+        [label_range_problem(arrays[f"{split}_labels"], f"{split}_labels") for split in SPLITS],
+        f"every label is in 0..{NUM_CLASSES - 1}",
+    )
 
 
 def every_class_present(dataset: DigitDataset) -> Outcome:
