@@ -1,0 +1,282 @@
+"""scripts/cluster: the multi-machine deployment's infrastructure, stood up for real on this machine.
+
+One cluster for the module (in a temporary MNIST_CLUSTER_HOME, on its own port block so that a
+cluster the user runs on the default ports is left alone): `up` from nothing, then each component
+is checked through its own client, then a second `up` is a no-op, then `down` leaves no listener
+and no process. The module's finalizer runs `down` whatever happened, so a failing test never
+leaves the cluster running.
+
+The first `up` on a fresh machine installs PostgreSQL and Redis (apt-get) and the `cluster` extra.
+Deselect with -m "not cluster".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "cluster"
+PYTHON = REPO / ".venv" / "bin" / "python"
+PORT_BASE = 47400  # not the script's default (47300): a user's own cluster keeps running
+PORTS = range(PORT_BASE, PORT_BASE + 11)
+COMPONENTS = ["postgresql", "redis", "seaweedfs", "worker-dagster", "worker-training", "daemon", "webserver"]
+PROCESS_COMPONENTS = [name for name in COMPONENTS if name != "postgresql"]  # pg_ctl manages PostgreSQL
+
+
+def run_cluster(command: str, home: Path, *, check: bool = True, port_base: int = PORT_BASE):
+    env = {**os.environ, "MNIST_CLUSTER_HOME": str(home), "MNIST_CLUSTER_PORT_BASE": str(port_base)}
+    result = subprocess.run(
+        [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=1200, cwd=REPO
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"scripts/cluster {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def processes_under(home: Path) -> list[str]:
+    """Command lines of the running processes that mention the cluster home."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if str(home) in cmdline and "zombie" not in state:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def python_with_cluster_env(code: str, env: dict[str, str]) -> str:
+    """Runs `code` in the project's Python (which has the cluster extra after `up`) with the cluster's env."""
+    result = subprocess.run(
+        [str(PYTHON), "-c", textwrap.dedent(code)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # Not under pytest's tmp_path: the postgres user must be able to reach the data directory.
+    home = Path(tempfile.mkdtemp(prefix="mnist-cluster-test-"))
+    home.chmod(0o755)
+    try:
+        first_up = run_cluster("up", home)
+        yield home, first_up
+    finally:
+        run_cluster("down", home, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster_env(cluster) -> dict[str, str]:
+    """The variables `scripts/cluster env` exports."""
+    home, _ = cluster
+    output = run_cluster("env", home).stdout
+    env = {}
+    for line in output.splitlines():
+        assert line.startswith("export "), line
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'")
+    return env
+
+
+def test_up_from_nothing_starts_every_component_and_status_reports_each_up(cluster):
+    home, first_up = cluster
+    for name in COMPONENTS:
+        assert f"  {name}: answers" in first_up.stdout, first_up.stdout
+    status = run_cluster("status", home).stdout
+    states = {line.split()[0]: line.split()[1] for line in status.splitlines() if line.startswith("  ")}
+    assert states == {name: "up" for name in COMPONENTS}, status
+    assert f"http://127.0.0.1:{PORT_BASE}" in status
+
+
+def test_env_prints_the_variables_a_shell_needs(cluster, cluster_env):
+    home, _ = cluster
+    assert cluster_env == {
+        "DAGSTER_HOME": str(home / "dagster_home"),
+        "MNIST_PIPELINE_ENV": "cluster",
+        "MNIST_STORAGE_URL": "s3://mnist-pipeline/artifacts",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{PORT_BASE + 3}",
+        "AWS_ACCESS_KEY_ID": cluster_env["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": cluster_env["AWS_SECRET_ACCESS_KEY"],
+        "AWS_REGION": "us-east-1",
+    }
+    # Generated per cluster home, not a well-known default.
+    assert len(cluster_env["AWS_SECRET_ACCESS_KEY"]) == 32
+
+
+def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s3_compute_logs(cluster_env):
+    output = python_with_cluster_env(
+        """
+        import dagster as dg
+
+        @dg.asset
+        def cluster_probe():
+            print("step output for the compute log")
+            return 1
+
+        instance = dg.DagsterInstance.get()
+        result = dg.materialize([cluster_probe], instance=instance)
+        print("probe:", type(instance.run_storage).__name__)
+        print("probe:", type(instance.event_log_storage).__name__)
+        print("probe:", type(instance.schedule_storage).__name__)
+        print("probe:", type(instance.run_coordinator).__name__)
+        print("probe:", type(instance.compute_log_manager).__name__)
+        print("probe:", result.run_id)
+        import s3fs
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        stdout_logs = fs.glob(f"mnist-pipeline/compute-logs/storage/{result.run_id}/compute_logs/*.out")
+        print("probe:", b"step output for the compute log" in b"".join(fs.cat(key) for key in stdout_logs))
+        """,
+        cluster_env,
+    )
+    probes = [line.split()[1] for line in output.splitlines() if line.startswith("probe: ")]
+    run_storage, event_log_storage, schedule_storage, coordinator, compute_logs, run_id, step_output_in_s3 = probes
+    assert (run_storage, event_log_storage, schedule_storage) == (
+        "PostgresRunStorage",
+        "PostgresEventLogStorage",
+        "PostgresScheduleStorage",
+    )
+    assert coordinator == "QueuedRunCoordinator"
+    assert compute_logs == "S3ComputeLogManager"
+    assert step_output_in_s3 == "True"  # the step's stdout was uploaded to SeaweedFS
+
+    # Read back by another process, and straight from PostgreSQL's `runs` table.
+    read_back = python_with_cluster_env(
+        f"""
+        import dagster as dg
+        run = dg.DagsterInstance.get().get_run_by_id({run_id!r})
+        print(run.status.value)
+        """,
+        cluster_env,
+    )
+    assert read_back.strip() == "SUCCESS"
+    rows = python_with_cluster_env(
+        f"""
+        import sqlalchemy
+        import dagster as dg
+        url = dg.DagsterInstance.get().run_storage.postgres_url
+        with sqlalchemy.create_engine(url).connect() as connection:
+            print(connection.execute(sqlalchemy.text("SELECT status FROM runs WHERE run_id = :id"), {{"id": {run_id!r}}}).scalar())
+        """,
+        cluster_env,
+    )
+    assert rows.strip() == "SUCCESS"
+
+
+def test_an_object_written_at_the_storage_url_reads_back_through_s3fs(cluster_env):
+    key = f"cluster-test-{uuid.uuid4().hex}.bin"
+    output = python_with_cluster_env(
+        f"""
+        import os
+        import s3fs
+        from upath import UPath
+
+        url = os.environ["MNIST_STORAGE_URL"] + "/{key}"
+        payload = bytes(range(256)) * 64
+        with s3fs.S3FileSystem(skip_instance_cache=True).open(url, "wb") as file:
+            file.write(payload)
+        fresh = s3fs.S3FileSystem(skip_instance_cache=True)
+        assert fresh.cat(url) == payload
+        assert UPath(url).read_bytes() == payload
+        print(fresh.size(url))
+        fresh.rm(url)
+        print(fresh.exists(url))
+        """,
+        cluster_env,
+    )
+    assert output.split() == [str(256 * 64), "False"]
+
+
+def test_redis_answers_and_a_worker_consumes_each_queue(cluster):
+    home, _ = cluster
+    output = python_with_cluster_env(
+        f"""
+        import celery
+        import redis
+        import yaml
+
+        config = yaml.safe_load(open({str(home / "celery.yaml")!r}))["execution"]["config"]
+        print(redis.Redis.from_url(config["broker"]).ping())
+        app = celery.Celery(broker=config["broker"], backend=config["backend"])
+        queues = app.control.inspect(timeout=5.0).active_queues() or {{}}
+        for worker, consumed in sorted(queues.items()):
+            print(worker.split("@")[0], ",".join(sorted(queue["name"] for queue in consumed)))
+        """,
+        {},
+    )
+    assert output.splitlines() == ["True", "dagster dagster", "training training"]
+
+
+def test_up_a_second_time_is_a_no_op(cluster):
+    home, _ = cluster
+    pids_before = {name: (home / "run" / f"{name}.pid").read_text() for name in PROCESS_COMPONENTS}
+    second_up = run_cluster("up", home).stdout
+    for name in COMPONENTS:
+        assert f"  {name}: already running" in second_up, second_up
+        assert f"  {name}: answers" in second_up, second_up
+    assert "started (pid" not in second_up
+    assert {name: (home / "run" / f"{name}.pid").read_text() for name in PROCESS_COMPONENTS} == pids_before
+
+
+def test_down_leaves_no_listener_and_no_process_and_can_run_twice(cluster):
+    home, _ = cluster
+    assert all(listening(port) for port in PORTS)  # every port of the block was in use
+    down = run_cluster("down", home).stdout
+    for name in COMPONENTS:
+        assert f"  {name}: stopped" in down, down
+    assert [port for port in PORTS if listening(port)] == []
+    assert processes_under(home) == []
+    assert not (home / "postgres" / "data" / "postmaster.pid").exists()
+    again = run_cluster("down", home)
+    assert again.returncode == 0
+    assert "stopped" not in again.stdout
+
+
+def test_up_names_the_ports_in_use_by_another_program(tmp_path):
+    """A port of the block already taken by something else: `up` starts nothing and says how to move."""
+    home = tmp_path / "cluster"
+    base = PORT_BASE + 100
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", base + 2))
+        other_program.listen()
+        result = run_cluster("up", home, check=False, port_base=base)
+    assert result.returncode == 1
+    assert (
+        f"cluster: ports {base + 2} are already in use by another program; "
+        f"choose another block with MNIST_CLUSTER_PORT_BASE (now {base})"
+    ) in result.stderr
+    assert not (home / "secrets.env").exists()
+
+
+def test_env_and_status_without_a_cluster_say_to_run_up(tmp_path):
+    for command in ("env", "status"):
+        result = run_cluster(command, tmp_path / "none", check=False)
+        assert result.returncode == 1
+        assert f"cluster: no cluster in {tmp_path / 'none'} yet; run: {SCRIPT} up" in result.stderr
