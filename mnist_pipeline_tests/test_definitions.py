@@ -144,7 +144,7 @@ def test_invalid_hyperparameters_fail_before_any_model_work_naming_the_field(idx
     assert f"\n{field}\n" in message and found in message, message
     if "finite" in found:  # not "should be less than or equal to 10", which nan used to get
         assert "less than" not in message and "greater than" not in message, message
-    for artifact in ("hyperparameters.json", "compiled_model.keras", "trained_model.keras", "evaluation_metrics.json"):
+    for artifact in ("hyperparameters.json", "compiled_model.keras", "trained_model.json", "model_registry", "evaluation_metrics.json"):
         assert not (storage_dir / artifact).exists(), f"{artifact} was written"
 
 

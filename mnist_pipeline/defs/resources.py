@@ -23,7 +23,7 @@ from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.defs.evaluation.resources import EVALUATIONS_DIR_NAME, EvaluationRecordsResource
 from mnist_pipeline.defs.model.resources import REGISTRY_DIR_NAME, ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET
-from mnist_pipeline.registry.retention import EVALUATION_ASSET, StorageLocations
+from mnist_pipeline.registry.retention import EVALUATION_ASSET, TRAINED_MODEL_ASSET, StorageLocations
 from mnist_pipeline.defs.io_managers import (
     EvaluationIOManager,
     JsonIOManager,
@@ -88,4 +88,5 @@ def storage_locations(resources: dict[str, Any]) -> StorageLocations:
         evaluation_metrics=json_io.path_for(dg.AssetKey(EVALUATION_ASSET)),
         published_dir=resources["png_io_manager"].storage_dir(),
         checkpoints_dir=resources["training_checkpoints"].root_dir(),
+        trained_model_record=resources["registry_model_io_manager"].path_for(dg.AssetKey(TRAINED_MODEL_ASSET)),
     )
