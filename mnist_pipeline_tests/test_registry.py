@@ -444,3 +444,28 @@ def test_models_production_reports_a_served_model_damaged_since(cli_registry, ca
     code, out, err = models(capsys, "production")
     assert code == 1 and json.loads(out)["version"] == "v1"
     assert err.strip().splitlines()[-1].startswith(f"{cli_registry.version_dir('v1') / 'model.keras'}: expected the model file of version v1")
+
+
+def test_production_model_without_config_serves_what_trained_model_last_produced_or_says_there_is_none(cli_registry):
+    """Without a version in its config, production_model serves the version of trained_model's last materialization."""
+    import dagster as dg
+
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.defs.jobs import promote_model_job
+
+    job = defs.resolve_job_def(promote_model_job.name)
+    with dg.DagsterInstance.ephemeral() as instance:
+        refused = job.execute_in_process(instance=instance, raise_on_error=False)
+        failure = next(event for event in refused.all_events if event.is_step_failure).step_failure_data.error
+        while failure.cause is not None:
+            failure = failure.cause
+        assert failure.message.strip().endswith(
+            "production_model: expected a materialization of trained_model to serve, found none; "
+            "run the pipeline first, or name a registered version in the config (version)"
+        )
+        cli_registry.register("v1", tiny_model(), run_manifest())
+        record_evaluation(cli_registry, "v1")
+        instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", metadata={"model_version": "v1"}))
+        served = job.execute_in_process(instance=instance)
+    assert served.output_for_node("production_model")["version"] == "v1"
+    assert served.output_for_node("production_model")["reason"] == "passed every gate"
