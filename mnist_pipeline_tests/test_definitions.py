@@ -194,3 +194,26 @@ def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
     # The run is recorded in the persistent instance, so the UI shows it.
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         assert instance.get_run_by_id(report["run_id"]) is not None
+
+
+def test_a_run_stores_the_trained_model_once_and_loads_it_once(idx_dir, storage_dir, monkeypatch):
+    """One .keras file per model in storage, and one load of the trained model per run (issue: the house)."""
+    import keras
+
+    loaded: list[str] = []
+    load_model = keras.models.load_model
+
+    def counting_load_model(path, *args, **kwargs):  # Keras's own loader, counted
+        loaded.append(str(path))
+        return load_model(path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.models, "load_model", counting_load_model)
+    result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING)
+    assert result.success
+    version = result.asset_materializations_for_node("trained_model")[0].metadata["model_version"].value
+    model_file = storage_dir / "model_registry" / version / "model.keras"
+    assert sorted(str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*.keras")) == [
+        "compiled_model.keras", f"model_registry/{version}/model.keras"
+    ]
+    assert loaded.count(str(model_file)) == 1, loaded
+    assert not (storage_dir / "model_registry" / version / "evaluation.json").exists(), "evaluation_metrics writes into its own store"

@@ -411,7 +411,8 @@ def test_models_list_and_promote_work_on_sound_versions(cli_registry, capsys):
 def test_a_promotion_is_a_run_of_production_model_configured_with_the_version(cli_registry, capsys):
     import dagster as dg
 
-    record_evaluation(cli_registry, "v1") if cli_registry.register("v1", tiny_model(), run_manifest()) else None
+    cli_registry.register("v1", tiny_model(), run_manifest())
+    record_evaluation(cli_registry, "v1")
     assert models(capsys, "promote", "v1", "--reason", "rollback drill")[0] == 0
     served = json.loads((cli_registry.root.parent / "production_model.json").read_text())
     with dg.DagsterInstance.get() as instance:
