@@ -105,6 +105,12 @@ def test_reading_the_trained_model_gives_its_history_without_loading_keras(stora
     assert fetch(manager, "trained_model").model is loaded.model, "loaded once per process"
 
 
+def test_a_trained_model_without_version_is_refused_before_anything_is_written(storage_dir):
+    with pytest.raises(ValueError, match=r"^trained_model: expected a TrainedModel with its version and lineage \(run_id\) to register, found version None"):
+        store(registry_manager(storage_dir), "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}))
+    assert not storage_dir.exists() or not any(storage_dir.rglob("*.keras"))
+
+
 def test_a_trained_model_stored_by_the_old_layout_says_to_materialize_it_again(storage_dir):
     storage_dir.mkdir()
     (storage_dir / "trained_model.keras").write_bytes(b"PK an old archive")

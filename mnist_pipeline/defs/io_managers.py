@@ -263,6 +263,11 @@ class RegistryModelIOManager(JsonIOManager):
     model_registry: ModelRegistryResource
 
     def handle_output(self, context: dg.OutputContext, obj: TrainedModel) -> None:
+        if not obj.version or "run_id" not in obj.lineage:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: expected a TrainedModel with its version and lineage (run_id) "
+                f"to register, found version {obj.version!r} and lineage fields {sorted(obj.lineage)}"
+            )
         registry = self.model_registry.registry()
         path = self.path_for(context.asset_key)
         try:

@@ -165,7 +165,7 @@ class ModelRegistry:
                 try:
                     self._read_evaluation(version, None)
                 except MalformedRecordError:
-                    (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: the next evaluation writes it
+                    (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: evaluation_metrics keeps evaluations now
                 else:
                     hashes[EVALUATION_FILE] = file_sha256(directory / EVALUATION_FILE)
             atomic_write_json(directory / MANIFEST_FILE, record)
@@ -282,7 +282,7 @@ class ModelRegistry:
     def list(self) -> list[dict[str, Any]]:
         """Every registered version's manifest, oldest first.
 
-        A version whose manifest or evaluation cannot be read is listed as
+        A version whose manifest cannot be read is listed as
         {"version": ..., "problem": <the error message>} rather than hiding the others.
         """
         entries = []
