@@ -208,8 +208,17 @@ def test_a_run_stores_the_trained_model_once_and_loads_it_once(idx_dir, storage_
         return load_model(path, *args, **kwargs)
 
     monkeypatch.setattr(keras.models, "load_model", counting_load_model)
+    from mnist_pipeline.defs.model import assets as model_assets
+
+    hashed = []
+    dataset_version = model_assets.dataset_version
+    monkeypatch.setattr(model_assets, "dataset_version", lambda dataset: hashed.append(1) or dataset_version(dataset))
     result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING)
     assert result.success
+    scaled = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("scaled_mnist"))
+    lineage = result.output_for_node("trained_model").lineage["input_data_versions"]
+    assert lineage["scaled_mnist"] == scaled.materialization.tags["dagster/data_version"]
+    assert hashed == [], "trained_model reuses scaled_mnist's recorded version: its file was just verified"
     version = result.asset_materializations_for_node("trained_model")[0].metadata["model_version"].value
     model_file = storage_dir / "model_registry" / version / "model.keras"
     assert sorted(str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*.keras")) == [

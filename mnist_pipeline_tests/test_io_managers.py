@@ -367,3 +367,20 @@ def test_a_rewrite_repairs_a_damaged_artifact(storage_dir):
     truncate(storage_dir / "evaluation_metrics.json", keep=3)
     store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
     assert fetch(manager, "evaluation_metrics") == {"test_accuracy": 0.97}
+
+
+def test_a_recorded_data_version_is_reused_only_for_the_artifact_its_materialization_wrote(storage_dir):
+    from mnist_pipeline.defs.io_managers import verified_data_version
+
+    @dg.asset(io_manager_key="json_io_manager")
+    def small_metrics() -> dg.Output[dict]:
+        return dg.Output({"a": 1}, data_version=dg.DataVersion("content-of-a"))
+
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    key = dg.AssetKey("small_metrics")
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert verified_data_version(instance, key) is None, "never materialized"
+        assert dg.materialize([small_metrics], resources={"json_io_manager": manager}, instance=instance).success
+        assert verified_data_version(instance, key) == "content-of-a"
+        manager.publish({"a": 2}, storage_dir / "small_metrics.json")  # replaced outside that materialization
+        assert verified_data_version(instance, key) is None

@@ -74,6 +74,32 @@ class StorageError(OSError):
 SHA256_METADATA = "sha256"  # the materialization's record of what was written
 
 
+# The tag under which Dagster records a materialization's data version (no public constant names it).
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def verified_data_version(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> str | None:
+    """The data version of `asset_key`'s last materialization, if the artifact stored now is the one it wrote.
+
+    For a step that has just loaded the asset through these IO managers (which verified the file against
+    its SHA-256 record): when that record is the one the materialization reported, the file is that
+    materialization's, and its recorded content hash need not be computed again. None otherwise.
+    """
+    event = instance.get_latest_materialization_event(asset_key)
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is None:
+        return None
+    version = (materialization.tags or {}).get(DATA_VERSION_TAG)
+    sha256, path = materialization.metadata.get(SHA256_METADATA), materialization.metadata.get("path")
+    if not version or sha256 is None or path is None:
+        return None
+    try:
+        recorded = recorded_sha256(Path(path.value))
+    except IntegrityError:
+        return None
+    return version if recorded == sha256.value else None
+
+
 class FileIOManager(dg.ConfigurableIOManager):
     """Base: maps an asset key to a path; subclasses say how to write and read it."""
 
