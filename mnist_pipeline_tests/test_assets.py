@@ -15,7 +15,7 @@ from mnist_pipeline.defs.model.config import Hyperparameters
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.defs.reports.assets import digit_plots
 from mnist_pipeline.ml.content_versions import model_version
-from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.model.resources import TrainingCheckpoints
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -34,11 +34,6 @@ def params(**overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    return ModelRegistryResource(root=str(tmp_path_factory.mktemp("registry")))
-
-
-@pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     return TrainingCheckpoints(root=str(tmp_path_factory.mktemp("checkpoints")))
 
@@ -54,9 +49,9 @@ TRAINING = dict(optimizer="adam", learning_rate=0.003, epochs=4, batch_size=30)
 
 
 @pytest.fixture(scope="module")
-def trained_output(scaled, registry, checkpoints):
+def trained_output(scaled, checkpoints):
     model = value(compiled_model(context(), params(**TRAINING)))
-    output = trained_model(context(), registry, checkpoints, params(**TRAINING), model, scaled)
+    output = trained_model(context(), checkpoints, params(**TRAINING), model, scaled)
     left = [path.relative_to(checkpoints.root) for path in Path(checkpoints.root).rglob("*") if path.is_file()]
     assert [path.name for path in left] == [".lock"], "only the lock file stays once training completes"
     return output
@@ -68,8 +63,8 @@ def trained(trained_output):
 
 
 @pytest.fixture(scope="module")
-def metrics(trained, scaled, registry):
-    return value(evaluation_metrics(context(), registry, trained, scaled))
+def metrics(trained, scaled):
+    return value(evaluation_metrics(context(), trained, scaled))
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +118,12 @@ def test_compiled_model_weights_depend_on_the_seed():
     assert not np.array_equal(a, c)
 
 
-def test_trained_model_is_registered_with_its_lineage(trained_output, trained, registry):
+def test_trained_model_carries_its_version_and_lineage_for_the_registry(trained_output, trained):
+    """The asset registers nothing itself: its IO manager stores the model in the registry (test_io_managers.py)."""
     version = trained_output.data_version.value
-    assert version == model_version(trained.model)
-    manifest = registry.registry().manifest(version)
-    assert manifest["hyperparameters"]["epochs"] == 4
-    assert set(manifest["input_data_versions"]) == {"hyperparameters", "compiled_model", "scaled_mnist"}
-    restored = registry.registry().load(version)
-    for original, loaded in zip(trained.model.get_weights(), restored.get_weights()):
-        np.testing.assert_array_equal(original, loaded)
+    assert version == model_version(trained.model) == trained.version
+    assert trained.lineage["hyperparameters"]["epochs"] == 4
+    assert set(trained.lineage["input_data_versions"]) == {"hyperparameters", "compiled_model", "scaled_mnist"}
 
 
 def test_trained_model_learns_and_keeps_history(trained):
@@ -142,10 +134,8 @@ def test_trained_model_learns_and_keeps_history(trained):
     assert trained.history["accuracy"][-1] > 0.5  # ten classes: chance is 0.1
 
 
-def test_evaluation_is_recorded_for_the_model_version(metrics, trained, registry):
-    assert metrics["model_version"] == model_version(trained.model)
-    evaluation = registry.registry().manifest(metrics["model_version"])["evaluation"]
-    assert evaluation["test_accuracy"] == metrics["test_accuracy"]
+def test_evaluation_names_the_model_version_trained_model_recorded(metrics, trained):
+    assert metrics["model_version"] == trained.version == model_version(trained.model)
 
 
 def test_evaluation_metrics(metrics):

@@ -11,7 +11,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from mnist_pipeline.defs.io_managers import KerasModelIOManager
+from mnist_pipeline.defs.resources import io_managers
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def run_pipeline(idx_dir: Path, home: Path, seed: int) -> subprocess.CompletedPr
 
 def trained_weights(home: Path) -> list[np.ndarray]:
     storage = home / "storage"
-    return KerasModelIOManager(base_dir=str(storage)).load(storage / "trained_model.keras").model.get_weights()
+    return io_managers(str(storage))["registry_model_io_manager"].read(dg.AssetKey("trained_model")).model.get_weights()
 
 
 def kill_mid_training(idx_dir: Path, home: Path, seed: int) -> int:

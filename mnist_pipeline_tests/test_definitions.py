@@ -144,7 +144,7 @@ def test_invalid_hyperparameters_fail_before_any_model_work_naming_the_field(idx
     assert f"\n{field}\n" in message and found in message, message
     if "finite" in found:  # not "should be less than or equal to 10", which nan used to get
         assert "less than" not in message and "greater than" not in message, message
-    for artifact in ("hyperparameters.json", "compiled_model.keras", "trained_model.keras", "evaluation_metrics.json"):
+    for artifact in ("hyperparameters.json", "compiled_model.keras", "trained_model.json", "model_registry", "evaluation_metrics.json"):
         assert not (storage_dir / artifact).exists(), f"{artifact} was written"
 
 
@@ -194,3 +194,35 @@ def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
     # The run is recorded in the persistent instance, so the UI shows it.
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         assert instance.get_run_by_id(report["run_id"]) is not None
+
+
+def test_a_run_stores_the_trained_model_once_and_loads_it_once(idx_dir, storage_dir, monkeypatch):
+    """One .keras file per model in storage, and one load of the trained model per run (issue: the house)."""
+    import keras
+
+    loaded: list[str] = []
+    load_model = keras.models.load_model
+
+    def counting_load_model(path, *args, **kwargs):  # Keras's own loader, counted
+        loaded.append(str(path))
+        return load_model(path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.models, "load_model", counting_load_model)
+    from mnist_pipeline.defs.model import assets as model_assets
+
+    hashed = []
+    dataset_version = model_assets.dataset_version
+    monkeypatch.setattr(model_assets, "dataset_version", lambda dataset: hashed.append(1) or dataset_version(dataset))
+    result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING)
+    assert result.success
+    scaled = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("scaled_mnist"))
+    lineage = result.output_for_node("trained_model").lineage["input_data_versions"]
+    assert lineage["scaled_mnist"] == scaled.materialization.tags["dagster/data_version"]
+    assert hashed == [], "trained_model reuses scaled_mnist's recorded version: its file was just verified"
+    version = result.asset_materializations_for_node("trained_model")[0].metadata["model_version"].value
+    model_file = storage_dir / "model_registry" / version / "model.keras"
+    assert sorted(str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*.keras")) == [
+        "compiled_model.keras", f"model_registry/{version}/model.keras"
+    ]
+    assert loaded.count(str(model_file)) == 1, loaded
+    assert not (storage_dir / "model_registry" / version / "evaluation.json").exists(), "evaluation_metrics writes into its own store"

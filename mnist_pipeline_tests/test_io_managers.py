@@ -1,7 +1,6 @@
 """IO managers: round trips in a temporary directory, no pickle, atomic replacement."""
 
 import json
-import zipfile
 
 import dagster as dg
 import numpy as np
@@ -19,6 +18,7 @@ from mnist_pipeline.defs.io_managers import (
     PngDirectoryIOManager,
     StorageError,
 )
+from mnist_pipeline.defs.resources import io_managers
 
 
 def store(io_manager, key: str, value):
@@ -40,6 +40,15 @@ def tiny_model():
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def registry_manager(storage_dir):
+    """trained_model's IO manager, with its registry under storage_dir as the pipeline configures it."""
+    return io_managers(str(storage_dir))["registry_model_io_manager"]
+
+
+def trained(model, history=None, version: str = "v1") -> TrainedModel:
+    return TrainedModel(model, history or {"loss": [1.0]}, version=version, lineage={"run_id": f"run-{version}", "hyperparameters": {}})
 
 
 def test_path_is_derived_from_the_asset_key(storage_dir):
@@ -72,15 +81,65 @@ def test_keras_model_round_trip_in_safe_mode(storage_dir):
     assert loaded.loss == "sparse_categorical_crossentropy"
 
 
-def test_trained_model_keeps_its_history_in_the_same_file(storage_dir):
-    manager = KerasModelIOManager(base_dir=str(storage_dir))
+def test_the_trained_model_is_stored_once_in_the_registry_by_version(storage_dir):
+    manager = registry_manager(storage_dir)
+    model = tiny_model()
     history = {"loss": [0.9, 0.5], "val_accuracy": [0.7, 0.8]}
-    store(manager, "trained_model", TrainedModel(tiny_model(), history))
-    with zipfile.ZipFile(storage_dir / "trained_model.keras") as archive:
-        assert json.loads(archive.read("mnist_pipeline/history.json")) == history
+    context = store(manager, "trained_model", trained(model, history))
+    model_file = storage_dir / "model_registry" / "v1" / "model.keras"
+    assert context.get_logged_metadata()["path"] == dg.MetadataValue.path(str(model_file))
+    assert json.loads((storage_dir / "trained_model.json").read_text()) == {"version": "v1", "model_file": str(model_file)}
+    keras_files = sorted(p.relative_to(storage_dir) for p in storage_dir.rglob("*.keras"))
+    assert [str(p) for p in keras_files] == ["model_registry/v1/model.keras"], "one copy of the model"
+    assert json.loads((storage_dir / "model_registry" / "v1" / "history.json").read_text()) == history
+
+
+def test_reading_the_trained_model_gives_its_history_without_loading_keras(storage_dir):
+    manager = registry_manager(storage_dir)
+    model = tiny_model()
+    store(manager, "trained_model", trained(model, {"loss": [0.9, 0.5]}))
     loaded = fetch(manager, "trained_model")
-    assert isinstance(loaded, TrainedModel)
-    assert loaded.history == history
+    assert (loaded.version, loaded.history, loaded.loaded) == ("v1", {"loss": [0.9, 0.5]}, False)
+    for original, restored in zip(model.get_weights(), loaded.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(original, restored)
+    assert fetch(manager, "trained_model").model is loaded.model, "loaded once per process"
+
+
+def test_a_trained_model_without_version_is_refused_before_anything_is_written(storage_dir):
+    with pytest.raises(ValueError, match=r"^trained_model: expected a TrainedModel with its version and lineage \(run_id\) to register, found version None"):
+        store(registry_manager(storage_dir), "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}))
+    assert not storage_dir.exists() or not any(storage_dir.rglob("*.keras"))
+
+
+def test_a_trained_model_stored_by_the_old_layout_says_to_materialize_it_again(storage_dir):
+    storage_dir.mkdir()
+    (storage_dir / "trained_model.keras").write_bytes(b"PK an old archive")
+    with pytest.raises(ArtifactMissingError, match=(
+        rf"^{storage_dir / 'trained_model.json'}: expected the record of asset 'trained_model' naming its version in the model "
+        r"registry, found only trained_model.keras, written by an older version of this pipeline .* Materialize 'trained_model' again"
+    )):
+        fetch(registry_manager(storage_dir), "trained_model")
+
+
+def test_a_damaged_registry_model_fails_the_trained_model_load_naming_the_file(storage_dir):
+    manager = registry_manager(storage_dir)
+    store(manager, "trained_model", trained(tiny_model()))
+    model_file = storage_dir / "model_registry" / "v1" / "model.keras"
+    truncate(model_file, keep=1000)
+    with pytest.raises(DamagedArtifactError, match=rf"^{model_file}: expected the model file of version v1 with SHA-256 .*Rebuild it") as raised:
+        fetch(manager, "trained_model")
+    assert "not found" not in str(raised.value).lower()
+
+
+def test_evaluation_metrics_are_also_recorded_per_model_version(storage_dir):
+    manager = io_managers(str(storage_dir))["evaluation_io_manager"]
+    store(manager, "evaluation_metrics", {"model_version": "v1", "test_accuracy": 0.97})
+    store(manager, "evaluation_metrics", {"model_version": "v2", "test_accuracy": 0.98})
+    assert fetch(manager, "evaluation_metrics") == {"model_version": "v2", "test_accuracy": 0.98}
+    records = manager.evaluation_records.records()
+    assert records.read("v1") == {"model_version": "v1", "test_accuracy": 0.97}
+    assert records.read("v2")["test_accuracy"] == 0.98
+    assert not (storage_dir / "model_registry").exists(), "nothing is written into the registry"
 
 
 def test_json_round_trip(storage_dir):
@@ -123,18 +182,20 @@ def test_failed_write_keeps_the_previous_artifact(storage_dir):
 
 
 def test_failed_model_save_keeps_the_previous_model(storage_dir, monkeypatch):
-    manager = KerasModelIOManager(base_dir=str(storage_dir))
+    manager = registry_manager(storage_dir)
     model = tiny_model()
-    store(manager, "trained_model", TrainedModel(model, {"loss": [1.0]}))
-    before = (storage_dir / "trained_model.keras").read_bytes()
+    store(manager, "trained_model", trained(model))
+    before = (storage_dir / "trained_model.json").read_bytes()
 
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(model, "save", crash)
     with pytest.raises(RuntimeError, match="disk full"):
-        store(manager, "trained_model", TrainedModel(model, {"loss": [0.1]}))
-    assert (storage_dir / "trained_model.keras").read_bytes() == before
+        store(manager, "trained_model", trained(model, {"loss": [0.1]}, version="v2"))
+    assert (storage_dir / "trained_model.json").read_bytes() == before, "still names the previous version"
+    assert fetch(manager, "trained_model").version == "v1"
+    assert not (storage_dir / "model_registry" / "v2" / "model.keras").exists()
 
 
 def test_missing_upstream_artifact_says_what_to_do(storage_dir):
@@ -189,8 +250,8 @@ def stored_artifacts(storage_dir, synthetic_dataset):
     table = pd.DataFrame({"index": [0, 1], "confidence": [0.5, 0.9]})
     return [
         (NpzIOManager(base_dir=str(storage_dir)), "raw_mnist", synthetic_dataset, "raw_mnist.npz", "raw_mnist.npz"),
-        (KerasModelIOManager(base_dir=str(storage_dir)), "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}),
-         "trained_model.keras", "trained_model.keras"),
+        (KerasModelIOManager(base_dir=str(storage_dir)), "compiled_model", tiny_model(), "compiled_model.keras", "compiled_model.keras"),
+        (registry_manager(storage_dir), "trained_model", trained(tiny_model()), "trained_model.json", "trained_model.json"),
         (JsonIOManager(base_dir=str(storage_dir)), "evaluation_metrics", {"test_accuracy": 0.97}, "evaluation_metrics.json",
          "evaluation_metrics.json"),
         (ParquetIOManager(base_dir=str(storage_dir)), "predictions_table", table, "predictions_table.parquet",
@@ -200,7 +261,7 @@ def stored_artifacts(storage_dir, synthetic_dataset):
     ]
 
 
-KINDS = ["npz", "keras", "json", "parquet", "png directory"]
+KINDS = ["npz", "keras", "registry", "json", "parquet", "png directory"]
 
 
 def truncate(path, keep: int = 20) -> None:
@@ -265,10 +326,10 @@ def test_an_artifact_written_before_records_were_kept_is_not_trusted(storage_dir
 def test_a_damaged_keras_model_is_not_reported_as_file_not_found(storage_dir):
     """The issue's case: Keras said "File not found" for a truncated .keras file."""
     manager = KerasModelIOManager(base_dir=str(storage_dir))
-    store(manager, "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}))
-    truncate(storage_dir / "trained_model.keras", keep=1000)
-    with pytest.raises(DamagedArtifactError, match="trained_model.keras: expected the stored artifact of asset 'trained_model'") as raised:
-        fetch(manager, "trained_model")
+    store(manager, "compiled_model", tiny_model())
+    truncate(storage_dir / "compiled_model.keras", keep=1000)
+    with pytest.raises(DamagedArtifactError, match="compiled_model.keras: expected the stored artifact of asset 'compiled_model'") as raised:
+        fetch(manager, "compiled_model")
     assert "not found" not in str(raised.value).lower()
 
 
@@ -306,3 +367,20 @@ def test_a_rewrite_repairs_a_damaged_artifact(storage_dir):
     truncate(storage_dir / "evaluation_metrics.json", keep=3)
     store(manager, "evaluation_metrics", {"test_accuracy": 0.97})
     assert fetch(manager, "evaluation_metrics") == {"test_accuracy": 0.97}
+
+
+def test_a_recorded_data_version_is_reused_only_for_the_artifact_its_materialization_wrote(storage_dir):
+    from mnist_pipeline.defs.io_managers import verified_data_version
+
+    @dg.asset(io_manager_key="json_io_manager")
+    def small_metrics() -> dg.Output[dict]:
+        return dg.Output({"a": 1}, data_version=dg.DataVersion("content-of-a"))
+
+    manager = JsonIOManager(base_dir=str(storage_dir))
+    key = dg.AssetKey("small_metrics")
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert verified_data_version(instance, key) is None, "never materialized"
+        assert dg.materialize([small_metrics], resources={"json_io_manager": manager}, instance=instance).success
+        assert verified_data_version(instance, key) == "content-of-a"
+        manager.publish({"a": 2}, storage_dir / "small_metrics.json")  # replaced outside that materialization
+        assert verified_data_version(instance, key) is None

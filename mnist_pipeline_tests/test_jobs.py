@@ -1,5 +1,8 @@
 """The Launchpad jobs: what each selects, how it executes, its default config, and runs on stored artifacts."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -17,6 +20,7 @@ SELECTIONS = {
     },
     "mnist_predictions_and_plots": {"predictions_table", "digit_plots"},
     "mnist_observe_sources": {"mnist_files"},
+    "mnist_promote_model": {"production_model"},
 }
 ONE_EPOCH = hyperparameters_run_config(epochs=1, batch_size=30)
 
@@ -61,6 +65,8 @@ def test_each_job_launches_with_no_config_at_every_hyperparameters_effective_val
     config = dg.validate_run_config(job, {})
     configured = {op: values["config"] for op, values in config.get("ops", {}).items() if values.get("config")}
     expected = {"hyperparameters": LAUNCHPAD_HYPERPARAMETERS} if "hyperparameters" in SELECTIONS[name] else {}
+    if "production_model" in SELECTIONS[name]:  # empty: serve the version trained_model produced, gates permitting
+        expected["production_model"] = {"version": None, "reason": None}
     assert configured == expected
     assert Hyperparameters(**LAUNCHPAD_HYPERPARAMETERS).resolved() == Hyperparameters().resolved()
     assert "extension" not in config_keys(config.get("resources", {}))
@@ -103,10 +109,11 @@ def test_train_evaluate_report_retrains_on_the_stored_data(stored):
 
 def test_predictions_and_plots_do_not_train(stored):
     stored_defs, storage_dir = stored
-    model_before = (storage_dir / "trained_model.keras").read_bytes()
+    model_file = Path(json.loads((storage_dir / "trained_model.json").read_text())["model_file"])
+    model_before = model_file.read_bytes()
     result = stored_defs.resolve_job_def("mnist_predictions_and_plots").execute_in_process()
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert materialized == SELECTIONS["mnist_predictions_and_plots"]
-    assert (storage_dir / "trained_model.keras").read_bytes() == model_before
+    assert model_file.read_bytes() == model_before
     assert {event.step_key for event in result.all_events if event.is_step_start} == SELECTIONS["mnist_predictions_and_plots"]

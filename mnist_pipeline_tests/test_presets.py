@@ -10,9 +10,8 @@ from mnist_pipeline.defs.data.assets import scaled_mnist
 from mnist_pipeline.defs.model.assets import compiled_model, hyperparameters, trained_model
 from mnist_pipeline.defs.model.config import Hyperparameters, hyperparameters_run_config
 from mnist_pipeline.ml.model.presets import PRESETS
-from mnist_pipeline.defs.resources import storage_resources
-from mnist_pipeline.defs.io_managers import KerasModelIOManager
-from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.resources import io_managers, storage_resources
+from mnist_pipeline.defs.model.resources import TrainingCheckpoints
 from mnist_pipeline_tests.synthetic import make_dataset
 
 
@@ -25,11 +24,10 @@ def params(**config) -> dict:
 
 
 def train(tmp_path_factory, scaled, **config):
-    """compiled_model then trained_model, called directly, with their own registry and checkpoints."""
-    registry = ModelRegistryResource(root=str(tmp_path_factory.mktemp("registry")))
+    """compiled_model then trained_model, called directly, with their own checkpoints."""
     checkpoints = TrainingCheckpoints(root=str(tmp_path_factory.mktemp("checkpoints")))
     model = compiled_model(context(), params(**config)).value
-    return trained_model(context(), registry, checkpoints, params(**config), model, scaled).value
+    return trained_model(context(), checkpoints, params(**config), model, scaled).value
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +65,9 @@ def test_each_preset_uses_built_in_layers_only(trained_one_epoch):
 
 def test_each_preset_round_trips_as_keras_with_safe_mode(trained_one_epoch, scaled, storage_dir):
     _, trained = trained_one_epoch
-    manager = KerasModelIOManager(base_dir=str(storage_dir))
-    path = storage_dir / "trained_model.keras"
-    manager.publish(trained, path)
-    loaded = manager.load(path)  # keras.models.load_model(..., safe_mode=True)
+    manager = io_managers(str(storage_dir))["registry_model_io_manager"]
+    manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("trained_model")), trained)
+    loaded = manager.read(dg.AssetKey("trained_model"))  # from the registry: keras.models.load_model(..., safe_mode=True)
     assert loaded.model.name == trained.model.name
     assert loaded.history == trained.history
     images = scaled.test_images[:16]

@@ -21,6 +21,7 @@ from mnist_pipeline.ml.evaluation.predictions import build_predictions_table
 from mnist_pipeline.defs.jobs import full_pipeline_job
 from mnist_pipeline.ml.model.weights import weights_finite
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
+from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.registry.promotion import PromotionRefused, check_promotable
 from mnist_pipeline.registry.store import DamagedFileError, ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset
@@ -184,13 +185,14 @@ def test_a_failed_data_check_stops_training(tmp_path, storage_dir):
 
 def test_promotion_refuses_unevaluated_and_failing_versions(tmp_path):
     registry = ModelRegistry(tmp_path / "registry")
+    evaluations = EvaluationRecords(tmp_path / "evaluations")
     registry.register("v1", tiny_model(), run_manifest())
-    with pytest.raises(PromotionRefused, match="model v1: expected a recorded evaluation, found none"):
-        check_promotable(registry, QualityGates(), "v1")
-    registry.record_evaluation("v1", {"test_accuracy": 0.95})
+    with pytest.raises(PromotionRefused, match="model v1: expected a recorded evaluation in .*v1.json, found none"):
+        check_promotable(registry, evaluations, QualityGates(), "v1")
+    evaluations.write("v1", {"test_accuracy": 0.95})
     with pytest.raises(PromotionRefused, match=r"model v1: expected test accuracy >= 0.9700, found 0.9500"):
-        check_promotable(registry, QualityGates(), "v1")
-    assert check_promotable(registry, QualityGates(min_test_accuracy=0.9), "v1")["test_accuracy"] == 0.95
+        check_promotable(registry, evaluations, QualityGates(), "v1")
+    assert check_promotable(registry, evaluations, QualityGates(min_test_accuracy=0.9), "v1")[0]["test_accuracy"] == 0.95
 
 
 def test_rollback_with_one_command(idx_dir, tmp_path):
@@ -219,6 +221,9 @@ def test_rollback_with_one_command(idx_dir, tmp_path):
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("production_model"))
         assert event.asset_materialization.metadata["version"].value == first
+        promotion = instance.get_run_by_id(event.run_id)
+        assert promotion.job_name == "mnist_promote_model" and promotion.is_success, "a real run, in the history"
+        assert event.asset_materialization.metadata["reason"].value == "second model misbehaves"
     refused = subprocess.run(
         [sys.executable, "-m", "mnist_pipeline", "models", "promote", "0000000000000000"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
@@ -232,10 +237,11 @@ def test_a_damaged_served_model_is_refused_and_a_rerun_repairs_it(idx_dir, stora
     assert first.success
     version = first.output_for_node("evaluation_metrics")["model_version"]
     registry = ModelRegistry(storage_dir / "model_registry")
+    evaluations = EvaluationRecords(storage_dir / "evaluation_metrics.by_model_version")
     path = registry.version_dir(version) / "model.keras"
     truncate(path)
     with pytest.raises(DamagedFileError, match=rf"^{path}: expected the model file of version {version} with SHA-256 [0-9a-f]{{64}}, found SHA-256"):
-        check_promotable(registry, QualityGates(min_test_accuracy=0.5), version)
+        check_promotable(registry, evaluations, QualityGates(min_test_accuracy=0.5), version)
 
     # The same seed, data and code train the same version: registering it again rewrites the damaged file.
     again = run_with_gate(idx_dir, storage_dir, min_test_accuracy=0.5)
@@ -243,5 +249,5 @@ def test_a_damaged_served_model_is_refused_and_a_rerun_repairs_it(idx_dir, stora
     assert again.output_for_node("evaluation_metrics")["model_version"] == version
     manifest = json.loads((registry.version_dir(version) / "manifest.json").read_text())
     assert [repair["run_id"] for repair in manifest["repairs"]] == [again.run_id]
-    assert check_promotable(registry, QualityGates(min_test_accuracy=0.5), version)
+    assert check_promotable(registry, evaluations, QualityGates(min_test_accuracy=0.5), version)
     assert json.loads((storage_dir / "production_model.json").read_text())["version"] == version

@@ -50,6 +50,7 @@ def locations(storage: Path) -> StorageLocations:
         evaluation_metrics=storage / "evaluation_metrics.json",
         published_dir=storage,
         checkpoints_dir=storage / "training_checkpoints",
+        trained_model_record=storage / "trained_model.json",
     )
 
 
@@ -74,6 +75,14 @@ def test_a_rerun_that_registers_an_old_version_again_makes_it_recent(storage):
     ModelRegistry(storage / "model_registry").register("v2", tiny_model(), run_manifest("run-again"))
     prune(locations(storage), keep=2, dry_run=False)
     assert registered(storage) == {"v2", "v8"}
+
+
+def test_keeps_the_version_the_stored_trained_model_names(storage):
+    """The steps after training read the current model from the registry: its version is never pruned."""
+    (storage / "trained_model.json").write_text(json.dumps({"version": "v2"}))
+    plan = prune(locations(storage), keep=1, dry_run=False)
+    assert registered(storage) == {"v2", "v8"}
+    assert {entry.path.name: entry.reason for entry in plan.kept}["v2"] == "the pipeline's current model (trained_model.json)"
 
 
 def test_keeps_the_version_of_the_stored_evaluation(storage):

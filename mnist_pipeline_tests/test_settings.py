@@ -82,7 +82,12 @@ def test_a_bad_accuracy_gate_fails_the_gate_and_production_model_naming_the_vari
         asset_selection=[dg.AssetKey("evaluation_metrics")], run_config=hyperparameters_run_config(epochs=1, batch_size=30), raise_on_error=False
     )
     assert innermost_error(gate, "evaluation_metrics_accuracy_gate").endswith(f"{EXPECTED_FORM}, found {accuracy!r}")
-    serving = job.execute_in_process(asset_selection=[dg.AssetKey("production_model")], raise_on_error=False)
+    # Configured with the version: this run's instance has no materialization of trained_model to serve by default.
+    serving = job.execute_in_process(
+        asset_selection=[dg.AssetKey("production_model")],
+        run_config={"ops": {"production_model": {"config": {"version": version}}}},
+        raise_on_error=False,
+    )
     assert innermost_error(serving, "production_model").endswith(f"{EXPECTED_FORM}, found {accuracy!r}")
     assert (storage_dir / "production_model.json").read_bytes() == served_before, "the served model is untouched"
 

@@ -262,7 +262,7 @@ def test_trained_and_evaluated_model_metadata(server, full_run):
     assert int(trained["epochs"]["intRepr"]) == 2
     assert trained["training_seconds"]["floatValue"] > 0
     assert len(json.loads(trained["history"]["jsonString"])["loss"]) == 2
-    assert trained["path"]["path"].endswith("trained_model.keras")
+    assert trained["path"]["path"].endswith("/model.keras") and "/model_registry/" in trained["path"]["path"], "stored once, in the registry"
     evaluation = metadata_of_run(server, "evaluation_metrics", full_run)
     assert 0.0 <= evaluation["test_accuracy"]["floatValue"] <= 1.0
     assert evaluation["test_loss"]["floatValue"] > 0

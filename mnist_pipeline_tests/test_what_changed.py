@@ -1,6 +1,8 @@
 """Caching users can trust: a re-run with nothing changed does nothing, and one change
 recomputes exactly the assets downstream of it."""
 
+import json
+
 import dagster as dg
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.defs.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
 from mnist_pipeline.defs.model.config import hyperparameters_config
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.defs.resources import storage_resources
-from mnist_pipeline.defs.io_managers import KerasModelIOManager
+from mnist_pipeline.defs.resources import io_managers, storage_resources
+from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.ml.content_versions import model_version
 from mnist_pipeline.registry.store import ModelRegistry, UnknownModelVersionError
 from mnist_pipeline.defs.automation.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
@@ -101,13 +103,14 @@ def test_setting_the_same_hyperparameters_again_changes_nothing(warm, instance):
 def test_training_is_deterministic_and_every_version_is_kept(warm, instance, idx_dir, storage_dir, tmp_path):
     registry = ModelRegistry(storage_dir / "model_registry")
     first = registry.list()
-    assert len(first) == 1 and first[0]["evaluation"] is not None
+    assert len(first) == 1
+    assert EvaluationRecords(storage_dir / "evaluation_metrics.by_model_version").read(first[0]["version"]) is not None
     # Retrain from scratch in a fresh storage + instance: same seed, data, code -> same bytes.
     with dg.DagsterInstance.ephemeral() as other:
         again = build_defs(idx_dir, tmp_path / "other_storage")
         update(again, other, hyperparameters=FAST)
-    a = KerasModelIOManager(base_dir=str(storage_dir)).load(storage_dir / "trained_model.keras")
-    b = KerasModelIOManager(base_dir=str(tmp_path / "other_storage")).load(tmp_path / "other_storage" / "trained_model.keras")
+    a = io_managers(str(storage_dir))["registry_model_io_manager"].read(dg.AssetKey("trained_model"))
+    b = io_managers(str(tmp_path / "other_storage"))["registry_model_io_manager"].read(dg.AssetKey("trained_model"))
     assert isinstance(a, TrainedModel) and isinstance(b, TrainedModel)
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         assert wa.tobytes() == wb.tobytes()
@@ -136,9 +139,16 @@ def truncate(path, keep: int = 1000) -> None:
         handle.truncate(keep)
 
 
+def stored_model_file(storage_dir):
+    """The trained model's one file: in the registry, under the version trained_model.json names."""
+    version = json.loads((storage_dir / "trained_model.json").read_text())["version"]
+    return storage_dir / "model_registry" / version / "model.keras"
+
+
 def test_damaged_model_fails_the_predictions_job_naming_it_not_as_file_not_found(warm, instance, storage_dir):
-    """The issue's case: a truncated trained_model.keras under mnist_predictions_and_plots."""
-    truncate(storage_dir / "trained_model.keras")
+    """The issue's case: a truncated trained model file under mnist_predictions_and_plots."""
+    model_file = stored_model_file(storage_dir)
+    truncate(model_file)
     result = warm.resolve_job_def("mnist_predictions_and_plots").execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
@@ -147,17 +157,17 @@ def test_damaged_model_fails_the_predictions_job_naming_it_not_as_file_not_found
         messages.append(error.message)
         error = error.cause
     message = "\n".join(messages)
-    assert f"{storage_dir / 'trained_model.keras'}: expected the stored artifact of asset 'trained_model' with SHA-256" in message
-    assert "it is damaged. Rebuild it with `mnist-pipeline update`" in message
+    assert f"{model_file}: expected the model file of version {model_file.parent.name} with SHA-256" in message
+    assert "the file is damaged" in message and "Rebuild it with `mnist-pipeline update`" in message
     assert "not found" not in message.lower()
 
 
 def test_update_rebuilds_a_damaged_model_and_what_is_downstream(warm, instance, storage_dir):
-    truncate(storage_dir / "trained_model.keras")
+    truncate(stored_model_file(storage_dir))
     assert unsynced_assets(instance, warm.resolve_asset_graph()) == [], "Dagster's own records still say in sync"
     said = []
     assert update(warm, instance, log=said.append) == AFTER_TRAINING
-    assert any(line.startswith("Damaged: trained_model: ") and "trained_model.keras" in line for line in said), said
+    assert any(line.startswith("Damaged: trained_model: ") and "model.keras" in line for line in said), said
     assert update(warm, instance) == [], "repaired: the next update does nothing"
     result = warm.resolve_job_def("mnist_predictions_and_plots").execute_in_process(instance=instance)
     assert result.success

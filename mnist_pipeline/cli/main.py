@@ -130,6 +130,13 @@ def predictions_and_plots():
     return _definitions().resolve_job_def(predictions_and_plots_job.name)
 
 
+def promote_model():
+    """The job that runs production_model alone with a version as config; module-level like full_pipeline."""
+    from mnist_pipeline.defs.jobs import promote_model_job
+
+    return _definitions().resolve_job_def(promote_model_job.name)
+
+
 def _execute(job, args: argparse.Namespace, run_config: dict) -> int:
     import dagster as dg
 
@@ -194,6 +201,14 @@ def _registry():
     return resources_for_env()["model_registry"].registry()
 
 
+def _evaluation(registry, version: str) -> dict | None:
+    """The version's evaluation as evaluation_metrics recorded it (registry/evaluations.py), verified."""
+    from mnist_pipeline.defs.resources import resources_for_env
+    from mnist_pipeline.registry.promotion import version_evaluation
+
+    return version_evaluation(registry, resources_for_env()["evaluation_records"].records(), version)
+
+
 def _reports_registry_errors(command):
     """A refused or failed `models` command ends with the registry's one-line message on stderr and exit code 1."""
 
@@ -212,7 +227,10 @@ def _reports_registry_errors(command):
 
 @_reports_registry_errors
 def models_list(args: argparse.Namespace) -> int:
-    entries = _registry().list()
+    from mnist_pipeline.registry.store import RegistryError
+
+    registry = _registry()
+    entries = registry.list()
     if not entries:
         print("No trained models yet: run `mnist-pipeline run` first.")
         return 0
@@ -222,7 +240,11 @@ def models_list(args: argparse.Namespace) -> int:
         if "problem" in entry:
             print(f"{entry['version']:<18} {registered:<20} unreadable: {entry['problem']}")
             continue
-        evaluation = entry.get("evaluation") or {}
+        try:
+            evaluation = _evaluation(registry, entry["version"]) or {}
+        except RegistryError as error:
+            print(f"{entry['version']:<18} {registered:<20} unreadable: {error}")
+            continue
         accuracy = f"{evaluation['test_accuracy']:.4f}" if "test_accuracy" in evaluation else "-"
         params = entry["hyperparameters"]
         print(f"{entry['version']:<18} {registered:<20} {accuracy:>8}  {params.get('epochs', '-'):>6}  {params.get('optimizer', '-'):<9} {entry['run_id']}")
@@ -234,9 +256,9 @@ def models_show(args: argparse.Namespace) -> int:
     """Print the manifest, then check the version's files: a damaged one is the last line, and exit code 1."""
     registry = _registry()
     manifest = registry.manifest(args.version)
-    manifest.pop("history", None)
-    if manifest.get("evaluation"):
-        manifest["evaluation"] = {k: v for k, v in manifest["evaluation"].items() if k not in ("confusion_matrix",)}
+    manifest.pop("history", None)  # in manifests written before history.json
+    evaluation = _evaluation(registry, args.version)
+    manifest["evaluation"] = {k: v for k, v in evaluation.items() if k != "confusion_matrix"} if evaluation else None
     print(json.dumps(manifest, indent=2, sort_keys=True))
     sys.stdout.flush()  # before any error on stderr, so a terminal shows the error last
     registry.verify(args.version)
@@ -286,45 +308,40 @@ def models_production(args: argparse.Namespace) -> int:
 
 @_reports_registry_errors
 def models_promote(args: argparse.Namespace) -> int:
-    """Serve VERSION (a rollback, or forward again), if its files are intact and it passed the accuracy gate."""
+    """Serve VERSION (a rollback, or forward again) by a run of production_model configured with it.
+
+    The version is checked here first (files, accuracy gate, safe-mode load: the check production_model
+    applies), so a refusal is one line and exit code 1 without a failed run; the run checks again, as every
+    run of production_model does, and only it moves the pointer. The model loaded here is the one the run
+    uses (registry/store.py keeps it for the process).
+    """
     import dagster as dg
 
+    from mnist_pipeline.cli.display import CONSOLE_LOGGER
+    from mnist_pipeline.cli.run_outcome import outcome_of
     from mnist_pipeline.defs.resources import resources_for_env
-    from mnist_pipeline.registry.promotion import (
-        PRODUCTION_ASSET,
-        PromotionRefused,
-        check_promotable,
-        pointer,
-        read_pointer,
-        replaced_version,
-    )
+    from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable
     from mnist_pipeline.settings import ConfigurationError
 
     resources = resources_for_env()
-    registry = resources["model_registry"].registry()
     try:
-        evaluation = check_promotable(registry, resources["quality_gates"], args.version)
+        check_promotable(resources["model_registry"].registry(), resources["evaluation_records"].records(), resources["quality_gates"], args.version)
     except (PromotionRefused, ConfigurationError) as refused:
         print(f"Refused: {refused}", file=sys.stderr)
         return 1
-    manager, path = _production_pointer_path()
-    previous = replaced_version(args.version, read_pointer(path))
-    served = pointer(args.version, evaluation["test_accuracy"], args.reason, None, previous)
-    manager.publish(served, path)
+    run_config = {
+        "ops": {PRODUCTION_ASSET: {"config": {"version": args.version, "reason": args.reason}}},
+        # The outcome is the line printed below; the run's events are in the instance (the UI).
+        "loggers": {CONSOLE_LOGGER: {"config": {"log_level": "CRITICAL"}}},
+    }
     with _instance() as instance:
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                PRODUCTION_ASSET,
-                description=f"Promoted by hand: {args.reason}",
-                metadata={
-                    "version": args.version,
-                    "test_accuracy": served["test_accuracy"],
-                    "previous_version": previous or "none",
-                    "path": dg.MetadataValue.path(str(path)),
-                },
-            )
-        )
-    print(f"Serving model {args.version} (test accuracy {served['test_accuracy']:.4f}); previously {previous}.")
+        with dg.execute_job(dg.reconstructable(promote_model), instance, run_config=run_config, raise_on_error=False) as result:
+            if not result.success:
+                print(f"Refused: {outcome_of(result).failure.message} (run {result.run_id})", file=sys.stderr)
+                return 1
+            metadata = {name: entry.value for name, entry in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    previous = None if metadata["previous_version"] == "none" else metadata["previous_version"]
+    print(f"Serving model {args.version} (test accuracy {metadata['test_accuracy']:.4f}); previously {previous}. Run {result.run_id}.")
     return 0
 
 

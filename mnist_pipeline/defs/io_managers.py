@@ -7,6 +7,12 @@ run leaves the previous artifact whole. Nothing is pickled: arrays are .npz
 read with allow_pickle=False, models .keras read with safe_mode=True, tables
 Parquet, metrics JSON, plots PNG.
 
+Two assets keep more than their one file. trained_model is stored once, in
+the model registry by version (RegistryModelIOManager); its own file,
+trained_model.json, only names that version. evaluation_metrics also keeps
+each model version's metrics (EvaluationIOManager), which the promotion gate
+and `models list` read.
+
 Every write is followed by a record of the artifact's SHA-256 beside it
 (`<artifact>.sha256.json`, storage/integrity.py), also given as the
 materialization's `sha256` metadata; every load checks the artifact against
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -27,9 +32,12 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
+from mnist_pipeline.defs.model.resources import ModelRegistryResource
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.paths import configured_dir, default_storage_dir
+from mnist_pipeline.registry.store import MODEL_FILE, RegistryError
 from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
 from mnist_pipeline.storage.integrity import (
@@ -64,6 +72,32 @@ class StorageError(OSError):
 
 
 SHA256_METADATA = "sha256"  # the materialization's record of what was written
+
+
+# The tag under which Dagster records a materialization's data version (no public constant names it).
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def verified_data_version(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> str | None:
+    """The data version of `asset_key`'s last materialization, if the artifact stored now is the one it wrote.
+
+    For a step that has just loaded the asset through these IO managers (which verified the file against
+    its SHA-256 record): when that record is the one the materialization reported, the file is that
+    materialization's, and its recorded content hash need not be computed again. None otherwise.
+    """
+    event = instance.get_latest_materialization_event(asset_key)
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is None:
+        return None
+    version = (materialization.tags or {}).get(DATA_VERSION_TAG)
+    sha256, path = materialization.metadata.get(SHA256_METADATA), materialization.metadata.get("path")
+    if not version or sha256 is None or path is None:
+        return None
+    try:
+        recorded = recorded_sha256(Path(path.value))
+    except IntegrityError:
+        return None
+    return version if recorded == sha256.value else None
 
 
 class FileIOManager(dg.ConfigurableIOManager):
@@ -187,34 +221,18 @@ class NpzIOManager(FileIOManager):
         return DigitDataset.from_arrays(load_npz_memory_mapped(path), source=str(path))
 
 
-HISTORY_MEMBER = "mnist_pipeline/history.json"
-
-
 class KerasModelIOManager(FileIOManager):
-    """keras.Model or TrainedModel <-> one .keras file.
-
-    A TrainedModel's history travels inside the same archive (as
-    mnist_pipeline/history.json), so model and history are replaced together.
-    """
+    """keras.Model <-> one .keras file (the untrained compiled_model)."""
 
     extension: ClassVar[str] = ".keras"
 
     def dump(self, obj: Any, path: Path) -> None:
-        model = obj.model if isinstance(obj, TrainedModel) else obj
-        model.save(path)
-        if isinstance(obj, TrainedModel):
-            with zipfile.ZipFile(path, "a") as archive:
-                archive.writestr(HISTORY_MEMBER, json.dumps(obj.history))
+        obj.save(path)
 
     def load(self, path: Path) -> Any:
         import keras
 
-        model = keras.models.load_model(path, safe_mode=True)
-        with zipfile.ZipFile(path) as archive:
-            if HISTORY_MEMBER not in archive.namelist():
-                return model
-            history = json.loads(archive.read(HISTORY_MEMBER))
-        return TrainedModel(model=model, history=history)
+        return keras.models.load_model(path, safe_mode=True)
 
 
 class JsonIOManager(FileIOManager):
@@ -257,3 +275,99 @@ class PngDirectoryIOManager(FileIOManager):
 
     def load(self, path: Path) -> dict[str, bytes]:
         return {png.stem: png.read_bytes() for png in sorted(path.glob("*.png"))}
+
+
+class RegistryModelIOManager(JsonIOManager):
+    """TrainedModel <-> the model registry, by version: the model is stored once, there.
+
+    The asset's own file (trained_model.json) is a small record naming the
+    version and its model file; its SHA-256 is recorded like every artifact's.
+    Reading returns the history at once and loads the Keras model (verified,
+    safe mode, once per process: registry/store.py) only when it is used.
+    """
+
+    model_registry: ModelRegistryResource
+
+    def handle_output(self, context: dg.OutputContext, obj: TrainedModel) -> None:
+        if not obj.version or "run_id" not in obj.lineage:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: expected a TrainedModel with its version and lineage (run_id) "
+                f"to register, found version {obj.version!r} and lineage fields {sorted(obj.lineage)}"
+            )
+        registry = self.model_registry.registry()
+        path = self.path_for(context.asset_key)
+        try:
+            directory = registry.register(obj.version, obj.model, obj.lineage, obj.history)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sha256 = self.publish({"version": obj.version, "model_file": str(directory / MODEL_FILE)}, path)
+        except OSError as error:
+            raise StorageError(
+                f"{path.parent}: expected a writable storage directory for {context.asset_key.to_user_string()}, "
+                f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
+            ) from error
+        context.add_output_metadata(
+            {
+                "path": dg.MetadataValue.path(str(directory / MODEL_FILE)),
+                "record_path": dg.MetadataValue.path(str(path)),
+                SHA256_METADATA: sha256,
+                "model_sha256": registry.manifest(obj.version)["sha256"][MODEL_FILE],
+            }
+        )
+
+    def _version(self, path: Path) -> str:
+        version = self.load_record(path).get("version")
+        if not isinstance(version, str):
+            raise DamagedArtifactError(f"{path}: expected a record with the trained model's 'version' string, found {version!r}")
+        return version
+
+    def load_record(self, path: Path) -> dict:
+        try:
+            record = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise DamagedArtifactError(f"{path}: expected the trained model's record as JSON, found invalid JSON ({error})") from error
+        return record if isinstance(record, dict) else {}
+
+    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> Path:
+        """The record's path, once the record and the registry's model file it names are both verified."""
+        path = self.path_for(asset_key)
+        name = asset_key.to_user_string()
+        old_layout = path.with_suffix(".keras")
+        if not path.exists() and not record_path(path).exists() and old_layout.exists():
+            raise ArtifactMissingError(
+                f"{path}: expected the record of asset '{name}' naming its version in the model registry, found only "
+                f"{old_layout.name}, written by an older version of this pipeline that kept the model outside the registry. "
+                f"Materialize '{name}' again (`mnist-pipeline run`) to store it in the registry."
+            )
+        super().verified_path(asset_key, materialized_sha256)
+        version = self._version(path)
+        try:
+            self.model_registry.registry().verified_model_path(version)
+        except RegistryError as error:
+            raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
+        return path
+
+    def load(self, path: Path) -> TrainedModel:
+        registry = self.model_registry.registry()
+        version = self._version(path)
+        try:
+            history = registry.history(version)
+        except RegistryError as error:
+            raise DamagedArtifactError(f"{error}. {rebuild_hint('trained_model')}") from error
+        return TrainedModel(history=history, version=version, load=lambda: registry.load(version))
+
+
+class EvaluationIOManager(JsonIOManager):
+    """evaluation_metrics: the current metrics as .json, and a record of them per model version (registry/evaluations.py)."""
+
+    evaluation_records: EvaluationRecordsResource
+
+    def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
+        super().handle_output(context, obj)
+        try:
+            record = self.evaluation_records.records().write(obj["model_version"], obj)
+        except OSError as error:
+            raise StorageError(
+                f"{self.evaluation_records.records().root}: expected a writable directory for the evaluation of model "
+                f"version {obj['model_version']}, found {type(error).__name__}: {error}"
+            ) from error
+        context.add_output_metadata({"model_version_record": dg.MetadataValue.path(str(record))})

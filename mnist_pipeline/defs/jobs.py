@@ -4,6 +4,7 @@
   mnist_train_evaluate_report  set hyperparameters, rebuild and retrain the model on the stored data, evaluate, predict, plot
   mnist_predictions_and_plots  rebuild the predictions table and the plots from the stored model and metrics
   mnist_observe_sources        hash the MNIST files, so changed files mark their assets unsynced
+  mnist_promote_model          serve a registered model version (config: version, reason), e.g. a rollback
 
 "Only what changed" is Dagster's own "Materialize unsynced" in the asset
 graph, or `mnist-pipeline update` (defs/automation/what_changed.py).
@@ -46,4 +47,14 @@ predictions_and_plots_job = dg.define_asset_job(
     description="Rebuild the predictions table and the plots from the stored model, data and metrics; no training.",
 )
 
-JOBS = [full_pipeline_job, train_evaluate_report_job, predictions_and_plots_job, observe_sources_job]
+promote_model_job = dg.define_asset_job(
+    name="mnist_promote_model",
+    selection=dg.AssetSelection.assets("production_model"),
+    executor_def=dg.in_process_executor,
+    description=(
+        "Serve a registered model version: set production_model's config (version, reason). Its files are "
+        "verified and its recorded evaluation must pass the accuracy gate. `mnist-pipeline models promote` runs this."
+    ),
+)
+
+JOBS = [full_pipeline_job, train_evaluate_report_job, predictions_and_plots_job, observe_sources_job, promote_model_job]

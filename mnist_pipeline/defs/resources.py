@@ -21,37 +21,48 @@ import dagster as dg
 from mnist_pipeline import settings
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.gates import QualityGates
-from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.evaluation.resources import EVALUATIONS_DIR_NAME, EvaluationRecordsResource
+from mnist_pipeline.defs.model.resources import REGISTRY_DIR_NAME, ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET
-from mnist_pipeline.registry.retention import EVALUATION_ASSET, StorageLocations
+from mnist_pipeline.registry.retention import EVALUATION_ASSET, TRAINED_MODEL_ASSET, StorageLocations
 from mnist_pipeline.defs.io_managers import (
+    EvaluationIOManager,
     JsonIOManager,
     KerasModelIOManager,
     NpzIOManager,
     ParquetIOManager,
     PngDirectoryIOManager,
+    RegistryModelIOManager,
 )
+
+def _under(base_dir: str | None, name: str) -> str | None:
+    """`name` inside the storage directory `base_dir`; None (each resource's default under the pipeline's storage) without one."""
+    return str(Path(base_dir) / name) if base_dir else None
+
 
 def io_managers(base_dir: str | None = None) -> dict[str, Any]:
     return {
         "npz_io_manager": NpzIOManager(base_dir=base_dir),
         "keras_io_manager": KerasModelIOManager(base_dir=base_dir),
+        "registry_model_io_manager": RegistryModelIOManager(
+            base_dir=base_dir, model_registry=ModelRegistryResource(root=_under(base_dir, REGISTRY_DIR_NAME))
+        ),
         "json_io_manager": JsonIOManager(base_dir=base_dir),
+        "evaluation_io_manager": EvaluationIOManager(
+            base_dir=base_dir, evaluation_records=EvaluationRecordsResource(root=_under(base_dir, EVALUATIONS_DIR_NAME))
+        ),
         "parquet_io_manager": ParquetIOManager(base_dir=base_dir),
         "png_io_manager": PngDirectoryIOManager(base_dir=base_dir),
     }
 
 
 def storage_resources(base_dir: str | None = None) -> dict[str, Any]:
-    """The IO managers, the model registry and training checkpoints, all under one storage directory."""
-
-    def under(name: str) -> str | None:
-        return str(Path(base_dir) / name) if base_dir else None
-
+    """The IO managers, the model registry, the evaluation records and training checkpoints, all under one storage directory."""
     return {
         **io_managers(base_dir),
-        "model_registry": ModelRegistryResource(root=under("model_registry")),
-        "training_checkpoints": TrainingCheckpoints(root=under("training_checkpoints")),
+        "model_registry": ModelRegistryResource(root=_under(base_dir, REGISTRY_DIR_NAME)),
+        "evaluation_records": EvaluationRecordsResource(root=_under(base_dir, EVALUATIONS_DIR_NAME)),
+        "training_checkpoints": TrainingCheckpoints(root=_under(base_dir, "training_checkpoints")),
     }
 
 
@@ -78,4 +89,5 @@ def storage_locations(resources: dict[str, Any]) -> StorageLocations:
         evaluation_metrics=json_io.path_for(dg.AssetKey(EVALUATION_ASSET)),
         published_dir=resources["png_io_manager"].storage_dir(),
         checkpoints_dir=resources["training_checkpoints"].root_dir(),
+        trained_model_record=resources["registry_model_io_manager"].path_for(dg.AssetKey(TRAINED_MODEL_ASSET)),
     )

@@ -1,10 +1,11 @@
 """Which model version is served, and the one command that changes it by hand.
 
 The served version is the `production_model` asset: a small JSON pointer
-into the model registry. The pipeline moves it forward only when every gate
-passes; `mnist-pipeline models promote VERSION` moves it to any registered
-version that passed the accuracy gate (a rollback), and records that in
-Dagster as a materialization of `production_model`.
+into the model registry, and that asset is the pointer's only writer. A run
+of the pipeline moves it forward only when every gate passes;
+`mnist-pipeline models promote VERSION` launches a run of `production_model`
+configured with that version, which moves it to any registered version that
+passed the accuracy gate (a rollback).
 
 Either way the version's files are first checked against the SHA-256 hashes
 the registry recorded when it wrote them: a damaged model is never served.
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.registry.store import ModelRegistry, RegistryError
 
 PRODUCTION_ASSET = "production_model"
@@ -72,18 +74,26 @@ def read_pointer(path: Path) -> dict[str, Any] | None:
     return served
 
 
-def check_promotable(registry: ModelRegistry, gates: AccuracyGate, version: str) -> dict[str, Any]:
-    """The version's evaluation, if its files are intact, it passed the accuracy gate and it loads in safe mode.
+def version_evaluation(registry: ModelRegistry, evaluations: EvaluationRecords, version: str) -> dict[str, Any] | None:
+    """The verified evaluation of `version`: evaluation_metrics' record, else the one an older registry kept in the entry."""
+    evaluation = evaluations.read(version)
+    return evaluation if evaluation is not None else registry.legacy_evaluation(version)
+
+
+def check_promotable(registry: ModelRegistry, evaluations: EvaluationRecords, gates: AccuracyGate, version: str) -> tuple[dict[str, Any], Any]:
+    """The version's evaluation and its model, if its files are intact, it passed the accuracy gate and it loads in safe mode.
 
     Raises PromotionRefused for a gate it fails, or the registry's error (unknown
     version, malformed manifest, damaged file, refused by Keras) naming the file.
-    Loading it once here means whatever serves it can load it too.
+    Loading it here means whatever serves it can load it too.
     """
-    evaluation = registry.verify(version)["evaluation"]
+    registry.verify(version)
+    evaluation = version_evaluation(registry, evaluations, version)
     if evaluation is None:
-        raise PromotionRefused(f"model {version}: expected a recorded evaluation, found none (it was never evaluated)")
+        raise PromotionRefused(
+            f"model {version}: expected a recorded evaluation in {evaluations.path(version)}, found none (it was never evaluated)"
+        )
     passed, found = gates.accuracy_passes(evaluation["test_accuracy"])
     if not passed:
         raise PromotionRefused(f"model {version}: {found}")
-    registry.load(version)
-    return evaluation
+    return evaluation, registry.load(version)

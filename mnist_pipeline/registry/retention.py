@@ -6,9 +6,10 @@ Three things grow with every run and nothing else ever removes them:
       Kept: the `keep` most recently registered (a re-registration by a rerun
       counts as recent), and whatever their age: the served version and the one
       served before it (`version` and `previous_version` of the production
-      pointer, so a rollback target always survives), and the version of the
-      stored `evaluation_metrics` (the pipeline's current model, under which a
-      rerun of the steps after training records its evaluation). A directory
+      pointer, so a rollback target always survives), the version the stored
+      `trained_model` names (trained_model.json: the pipeline's current model,
+      which the steps after training read from the registry) and the version of
+      the stored `evaluation_metrics`. A directory
       without a manifest (a registration killed part way) is removed. If the
       pointer cannot be read, nothing is removed.
   published plot sets <storage>/<name>.versions/<hash>/
@@ -46,6 +47,7 @@ DEFAULT_KEEP_VERSIONS = 5
 UNFINISHED_CHECKPOINT_DAYS = 14
 IN_FLIGHT_SECONDS = 3600
 EVALUATION_ASSET = "evaluation_metrics"
+TRAINED_MODEL_ASSET = "trained_model"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class StorageLocations:
     evaluation_metrics: Path
     published_dir: Path
     checkpoints_dir: Path
+    trained_model_record: Path | None = None  # trained_model.json, naming the current model's version
 
 
 
@@ -120,12 +123,15 @@ def _keep(path: Path, what: str, reason: str, plan: PrunePlan) -> None:
 def _protected_versions(locations: StorageLocations) -> dict[str, str]:
     """Versions kept whatever their age, with why. An unreadable production pointer raises (nothing is removed)."""
     protected: dict[str, str] = {}
-    try:
-        evaluation = json.loads(locations.evaluation_metrics.read_text())
-        if isinstance(evaluation, dict) and isinstance(evaluation.get("model_version"), str):
-            protected[evaluation["model_version"]] = f"the pipeline's current model ({locations.evaluation_metrics.name})"
-    except (OSError, ValueError):
-        pass  # no stored evaluation (or a damaged one, rebuilt by the next run): the newest versions are kept anyway
+    for path, field_name in ((locations.evaluation_metrics, "model_version"), (locations.trained_model_record, "version")):
+        if path is None:
+            continue
+        try:
+            stored = json.loads(path.read_text())
+            if isinstance(stored, dict) and isinstance(stored.get(field_name), str):
+                protected[stored[field_name]] = f"the pipeline's current model ({path.name})"
+        except (OSError, ValueError):
+            pass  # not stored (or damaged, rebuilt by the next run): the newest versions are kept anyway
     served = read_pointer(locations.production_pointer)
     if served is not None:
         if served.get("previous_version"):

@@ -1,10 +1,16 @@
 """Every trained model ever produced, kept by version, and checked every time it is used.
 
-    <root>/<version>/model.keras       the model, as trained
+    <root>/<version>/model.keras       the model, as trained: the only copy (the trained_model
+                                       asset's IO manager writes and reads it here, by version)
+    <root>/<version>/history.json      its per-epoch training history (read without loading Keras)
     <root>/<version>/manifest.json     run ids, input data versions, hyperparameters, code version,
-                                       and the SHA-256 of model.keras and evaluation.json as written
-    <root>/<version>/evaluation.json   its test metrics, once evaluated
-    <root>/.lock                       held while the registry is written (register, evaluation, prune)
+                                       and the SHA-256 of model.keras and history.json as written
+    <root>/.lock                       held while the registry is written (register, prune)
+
+Nothing else writes into a version's directory: a version's evaluation is
+evaluation_metrics' own record (registry/evaluations.py). Entries written
+before that change may hold an evaluation.json (its hash in the manifest): it
+is still read, verified, for versions never evaluated since (`legacy_evaluation`).
 
 The version is the model's content hash (its Dagster data version), so a
 deterministic re-run that trains the same weights finds its version already
@@ -19,6 +25,10 @@ against those hashes. Manifests written before hashes were recorded have no
 (every member passes its CRC-32 check) and their evaluation.json if it is
 valid JSON; the next registration of that version records both hashes.
 
+`load` keeps each model it loaded for the rest of the process, keyed by the
+file's path and verified SHA-256: a run's check, evaluation, predictions and
+serving steps share one load, and a file changed since is loaded again.
+
 Every failure is a RegistryError whose message is one line naming the version
 and the file, so the command line can print it as it is.
 """
@@ -29,6 +39,7 @@ import json
 import math
 import shutil
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,8 +49,13 @@ from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, verify
 from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
 
 MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
 MANIFEST_FILE = "manifest.json"
-EVALUATION_FILE = "evaluation.json"
+EVALUATION_FILE = "evaluation.json"  # written by registries before evaluations had their own store; read only
+# Models loaded in this process, by (model file, its verified SHA-256); a few, so a long process
+# (the test suite, a code server) does not keep every model it ever loaded.
+_LOADED: "OrderedDict[tuple[Path, str], Any]" = OrderedDict()
+_LOADED_LIMIT = 4
 # Fields every manifest has, and what each must be; the registry and `models list` rely on them.
 MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
     "version": (str,),
@@ -63,7 +79,7 @@ class MalformedRecordError(RegistryError, ValueError):
 
 
 class DamagedFileError(RegistryError, IntegrityError):
-    """A version's model.keras or evaluation.json is missing or no longer matches the SHA-256 recorded when it was written."""
+    """A version's model.keras, history.json or evaluation.json is missing or no longer matches the SHA-256 recorded when it was written."""
 
 
 class UnloadableModelError(RegistryError, ValueError):
@@ -94,15 +110,17 @@ class ModelRegistry:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def register(self, version: str, model: Any, manifest: dict[str, Any]) -> Path:
-        """Store `model` under `version` and record the run.
+    def register(self, version: str, model: Any, manifest: dict[str, Any], history: dict[str, list[float]] | None = None) -> Path:
+        """Store `model` (and its training `history`) under `version` and record the run.
 
         If the version is there already, only the run is added, unless its model
         file is missing or damaged: then it is rewritten from `model` and the repair
-        recorded. A malformed manifest is replaced by this run's.
+        recorded. A missing or damaged history.json is rewritten from `history`.
+        A malformed manifest is replaced by this run's.
         """
         directory = self.version_dir(version)
         model_path = directory / MODEL_FILE
+        history_path = directory / HISTORY_FILE
         now = time.time()
         with self.writing():
             try:
@@ -127,6 +145,17 @@ class ModelRegistry:
             elif MODEL_FILE not in hashes:
                 # Registered before hashes were recorded, and the file passed the ZIP check: record its hash now.
                 hashes[MODEL_FILE] = file_sha256(model_path)
+            if history is not None:
+                try:
+                    self._read_history(version, hashes.get(HISTORY_FILE))
+                    sound = HISTORY_FILE in hashes
+                except RegistryError:
+                    sound = False
+                if not sound:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    atomic_write_json(history_path, history)
+                    hashes[HISTORY_FILE] = file_sha256(history_path)
+                record.pop("history", None)  # kept in history.json now
             if problem is not None:
                 record.setdefault("repairs", []).append({"at": now, "run_id": manifest["run_id"], "found": problem})
             if manifest["run_id"] not in record["runs"]:
@@ -136,19 +165,11 @@ class ModelRegistry:
                 try:
                     self._read_evaluation(version, None)
                 except MalformedRecordError:
-                    (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: the next evaluation writes it
+                    (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: evaluation_metrics keeps evaluations now
                 else:
                     hashes[EVALUATION_FILE] = file_sha256(directory / EVALUATION_FILE)
             atomic_write_json(directory / MANIFEST_FILE, record)
         return directory
-
-    def record_evaluation(self, version: str, metrics: dict[str, Any]) -> None:
-        with self.writing():
-            record = self._read_manifest(version)
-            path = self.version_dir(version) / EVALUATION_FILE
-            atomic_write_json(path, metrics)
-            record.setdefault("sha256", {})[EVALUATION_FILE] = file_sha256(path)
-            atomic_write_json(self.version_dir(version) / MANIFEST_FILE, record)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -222,25 +243,46 @@ class ModelRegistry:
                 raise DamagedFileError(f"{error}; a run that trains this version again rewrites it") from error
         return path
 
-    def manifest(self, version: str) -> dict[str, Any]:
-        """The version's manifest, with its verified evaluation (None if never evaluated) under "evaluation"."""
-        record = self._read_manifest(version)
-        record["evaluation"] = self._read_evaluation(version, record.get("sha256", {}).get(EVALUATION_FILE))
-        return record
+    def _read_history(self, version: str, expected_sha256: str | None) -> dict[str, list[float]] | None:
+        path = self.version_dir(version) / HISTORY_FILE
+        if expected_sha256 is None:
+            return None
+        self._verify_file(path, expected_sha256, f"the training history of model version {version}")
+        try:
+            history = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedRecordError(f"{path}: expected the training history of model version {version} as JSON, found invalid JSON ({error})") from error
+        if not isinstance(history, dict) or not all(isinstance(values, list) for values in history.values()):
+            raise MalformedRecordError(f"{path}: expected the training history of model version {version} as metric -> per-epoch values, found {history!r}")
+        return history
 
-    def evaluation(self, version: str) -> dict[str, Any] | None:
-        return self.manifest(version)["evaluation"]
+    def manifest(self, version: str) -> dict[str, Any]:
+        """The version's manifest (lineage, hyperparameters, hashes of its files)."""
+        return self._read_manifest(version)
+
+    def history(self, version: str) -> dict[str, list[float]] | None:
+        """The version's verified training history; from its manifest for versions registered before history.json; None if neither."""
+        record = self._read_manifest(version)
+        history = self._read_history(version, record.get("sha256", {}).get(HISTORY_FILE))
+        return history if history is not None else record.get("history")
+
+    def legacy_evaluation(self, version: str) -> dict[str, Any] | None:
+        """The evaluation.json an older registry kept in the version's directory, verified; None if there is none."""
+        return self._read_evaluation(version, self._read_manifest(version).get("sha256", {}).get(EVALUATION_FILE))
 
     def verify(self, version: str) -> dict[str, Any]:
-        """The manifest (as `manifest`) once every file of the version has been checked."""
-        record = self.manifest(version)
-        self._verify_model(version, record.get("sha256", {}))
+        """The manifest once every file of the version has been checked."""
+        record = self._read_manifest(version)
+        hashes = record.get("sha256", {})
+        self._read_history(version, hashes.get(HISTORY_FILE))
+        self._read_evaluation(version, hashes.get(EVALUATION_FILE))
+        self._verify_model(version, hashes)
         return record
 
     def list(self) -> list[dict[str, Any]]:
         """Every registered version's manifest, oldest first.
 
-        A version whose manifest or evaluation cannot be read is listed as
+        A version whose manifest cannot be read is listed as
         {"version": ..., "problem": <the error message>} rather than hiding the others.
         """
         entries = []
@@ -261,16 +303,29 @@ class ModelRegistry:
         return self._verify_model(version, self._read_manifest(version).get("sha256", {}))
 
     def load(self, version: str):
-        """The Keras model of `version`, checked, then loaded with safe_mode=True."""
+        """The Keras model of `version`, checked, then loaded with safe_mode=True (once per process and file content).
+
+        Callers share the model object: they predict and read weights, never train it.
+        """
+        sha256 = self._read_manifest(version).get("sha256", {}).get(MODEL_FILE)
         path = self.verified_model_path(version)
+        key = (path, sha256)
+        if sha256 is not None and key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
         import keras
 
         try:
-            return keras.models.load_model(path, safe_mode=True)
+            model = keras.models.load_model(path, safe_mode=True)
         except Exception as error:  # any refusal by Keras; the file itself was just verified
             raise UnloadableModelError(
                 f"{path}: expected model version {version} to load in Keras safe mode, found it refused ({_first_line(error)})"
             ) from error
+        if sha256 is not None:  # a legacy file without a recorded hash has no identity to key it by
+            _LOADED[key] = model
+            while len(_LOADED) > _LOADED_LIMIT:
+                _LOADED.popitem(last=False)
+        return model
 
     def export(self, version: str, destination: Path) -> Path:
         """Copy the checked model file of `version` to `destination` (a file, or a directory to put it in)."""

@@ -14,19 +14,18 @@ from mnist_pipeline.ml.evaluation.predictions import build_predictions_table, co
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import json_version, model_version, table_version
-from mnist_pipeline.defs.model.resources import ModelRegistryResource
 
 PREDICT_BATCH_SIZE = 1000
 
 
 @dg.asset(
-    io_manager_key="json_io_manager",
+    # Also kept per model version, for the promotion gate and `models list` (defs/io_managers.py).
+    io_manager_key="evaluation_io_manager",
     kinds={"keras", "json"},
     code_version=code_version(__name__, "evaluation_metrics"),
 )
 def evaluation_metrics(
     context: dg.AssetExecutionContext,
-    model_registry: ModelRegistryResource,
     trained_model: TrainedModel,
     scaled_mnist: DigitDataset,
 ) -> dg.Output[dict]:
@@ -39,7 +38,8 @@ def evaluation_metrics(
     matrix = confusion_matrix(scaled_mnist.test_labels, probabilities.argmax(axis=1))
     precision, recall = precision_recall(matrix)
     metrics = {
-        "model_version": model_version(model),
+        # The version trained_model recorded (its content hash), not hashed again.
+        "model_version": trained_model.version or model_version(model),
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
         "num_test_images": int(scaled_mnist.num_test),
@@ -48,7 +48,6 @@ def evaluation_metrics(
         "confusion_matrix": matrix.tolist(),
     }
     context.log.info(f"Test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
-    model_registry.registry().record_evaluation(metrics["model_version"], metrics)
     names = scaled_mnist.names()
     per_class = [[names[i], precision[i], recall[i], int(matrix[i].sum())] for i in range(len(matrix))]
     return dg.Output(

@@ -12,7 +12,8 @@ from mnist_pipeline.ml.model.split import validation_split
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
-from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.io_managers import verified_data_version
+from mnist_pipeline.defs.model.resources import TrainingCheckpoints
 
 
 
@@ -71,13 +72,13 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
 
 
 @dg.asset(
-    io_manager_key="keras_io_manager",
+    # Stored once, in the model registry under its version (defs/io_managers.py).
+    io_manager_key="registry_model_io_manager",
     kinds={"keras", "tensorflow"},
     code_version=code_version(__name__, "trained_model"),
 )
 def trained_model(
     context: dg.AssetExecutionContext,
-    model_registry: ModelRegistryResource,
     training_checkpoints: TrainingCheckpoints,
     hyperparameters: dict,
     compiled_model,
@@ -97,7 +98,8 @@ def trained_model(
     inputs = {
         "hyperparameters": json_version(hyperparameters),
         "compiled_model": model_version(compiled_model),
-        "scaled_mnist": dataset_version(scaled_mnist),
+        # Recorded when scaled_mnist was written and its file just verified on load: not hashed again (188 MB).
+        "scaled_mnist": verified_data_version(context.instance, dg.AssetKey("scaled_mnist")) or dataset_version(scaled_mnist),
     }
     train_idx, val_idx = validation_split(scaled_mnist.num_train, params["validation_fraction"], params["seed"])
     # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
@@ -121,24 +123,18 @@ def trained_model(
     )
     seconds = time.perf_counter() - started
     version = model_version(model)
-    registered = model_registry.registry().register(
-        version,
-        model,
-        {
-            "run_id": context.run_id,
-            "input_data_versions": inputs,
-            "hyperparameters": hyperparameters,
-            "code_version": code,
-            "training_seconds": round(seconds, 2),
-            "history": history,
-        },
-    )
+    lineage = {
+        "run_id": context.run_id,
+        "input_data_versions": inputs,
+        "hyperparameters": hyperparameters,
+        "code_version": code,
+        "training_seconds": round(seconds, 2),
+    }
     return dg.Output(
-        TrainedModel(model=model, history=history),
+        TrainedModel(model=model, history=history, version=version, lineage=lineage),
         data_version=dg.DataVersion(version),
         metadata={
             "model_version": version,
-            "registry_path": dg.MetadataValue.path(str(registered)),
             "preset": params["preset"],
             "epochs": epochs,
             "batch_size": batch_size,

@@ -10,8 +10,11 @@ from mnist_pipeline.paths import configured_dir, default_storage_dir
 from mnist_pipeline.registry.store import ModelRegistry
 
 
+REGISTRY_DIR_NAME = "model_registry"
+
+
 def default_registry_dir() -> Path:
-    return default_storage_dir() / "model_registry"
+    return default_storage_dir() / REGISTRY_DIR_NAME
 
 
 class ModelRegistryResource(dg.ConfigurableResource):

@@ -1,15 +1,38 @@
-"""production_model: the model version that is served, moved only when every gate passes."""
+"""production_model: the model version that is served, and the only writer of that pointer.
+
+A pipeline run moves it to the version trained_model just produced, when every
+gate passes. `mnist-pipeline models promote VERSION --reason R` is a run of this
+asset alone, configured with that version (a rollback, or forward again): so
+every change of the served model is a run in Dagster's history.
+"""
+
+from typing import Optional
 
 import dagster as dg
+from pydantic import Field
 
 from mnist_pipeline.display import rounded
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.ml.model.weights import weights_finite
-from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, replaced_version
 from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import json_version
 from mnist_pipeline.defs.model.resources import ModelRegistryResource
+
+TRAINED_MODEL_ASSET = "trained_model"
+PIPELINE_REASON = "passed every gate"
+BY_HAND_REASON = "promoted by hand"
+
+
+class Promotion(dg.Config):
+    """Which version to serve: by default the one trained_model produced; or any registered version."""
+
+    version: Optional[str] = Field(
+        default=None,
+        description="A registered model version to serve (a rollback); empty: the version trained_model last produced.",
+    )
+    reason: Optional[str] = Field(default=None, description="Why, recorded with the promotion.")
 
 
 def current_production(instance: dg.DagsterInstance) -> dict[str, str | None]:
@@ -20,31 +43,46 @@ def current_production(instance: dg.DagsterInstance) -> dict[str, str | None]:
     return {name: None if value == "none" else value for name, value in values.items()}
 
 
+def latest_trained_version(instance: dg.DagsterInstance) -> str:
+    """The model version of trained_model's last materialization (in a pipeline run, the one this run trained)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(TRAINED_MODEL_ASSET))
+    metadata = event.asset_materialization.metadata if event is not None and event.asset_materialization else {}
+    if "model_version" not in metadata:
+        raise PromotionRefused(
+            f"{PRODUCTION_ASSET}: expected a materialization of {TRAINED_MODEL_ASSET} to serve, found none; "
+            "run the pipeline first, or name a registered version in the config (version)"
+        )
+    return metadata["model_version"].value
+
+
 @dg.asset(
     io_manager_key="json_io_manager",
     kinds={"keras", "json"},
-    # Downstream of every gated asset: a failed blocking check on any of them skips this step.
-    deps=["predictions_table"],
+    # Downstream of every gated asset: a failed blocking check on any of them skips this step. Not inputs:
+    # the version served is read from the registry (and a promotion serves a version none of them hold).
+    deps=["predictions_table", TRAINED_MODEL_ASSET, "evaluation_metrics"],
     code_version=code_version(__name__, "production_model"),
 )
 def production_model(
     context: dg.AssetExecutionContext,
+    config: Promotion,
     quality_gates: QualityGates,
     model_registry: ModelRegistryResource,
-    trained_model: TrainedModel,
-    evaluation_metrics: dict,
+    evaluation_records: EvaluationRecordsResource,
 ) -> dg.Output[dict]:
-    """Pointer to the served model version in the registry; promoted only when every gate passes."""
-    version = evaluation_metrics["model_version"]
-    finite, found = weights_finite(trained_model.model.get_weights())
+    """Pointer to the served model version in the registry; moved only when the version passes every gate."""
+    version = config.version or latest_trained_version(context.instance)
+    reason = config.reason or (BY_HAND_REASON if config.version else PIPELINE_REASON)
+    registry = model_registry.registry()
+    # Checked here, so no run can skip the gate: the registry's files against their recorded SHA-256, the
+    # version's own evaluation against the accuracy gate, and a safe-mode load (shared with the run's other steps).
+    evaluation, model = check_promotable(registry, evaluation_records.records(), quality_gates, version)
+    finite, found = weights_finite(model.get_weights())
     if not finite:
         raise PromotionRefused(f"model {version}: {found}")
-    # Checked again here, so materializing this asset alone can never skip the gate; and the registry's
-    # files are checked against their recorded SHA-256 and loaded once, so a damaged model is never served.
-    check_promotable(model_registry.registry(), quality_gates, version)
     previous = replaced_version(version, current_production(context.instance))
-    served = pointer(version, evaluation_metrics["test_accuracy"], "passed every gate", context.run_id, previous)
-    context.log.info(f"Serving model {version} (test accuracy {served['test_accuracy']:.4f}; previously {previous})")
+    served = pointer(version, evaluation["test_accuracy"], reason, context.run_id, previous)
+    context.log.info(f"Serving model {version} (test accuracy {served['test_accuracy']:.4f}; previously {previous}): {reason}")
     return dg.Output(
         served,
         data_version=dg.DataVersion(json_version({"version": version})),
@@ -52,6 +90,7 @@ def production_model(
             "version": version,
             "test_accuracy": rounded(served["test_accuracy"]),
             "previous_version": previous or "none",
-            "model_path": dg.MetadataValue.path(str(model_registry.registry().model_path(version))),
+            "reason": reason,
+            "model_path": dg.MetadataValue.path(str(registry.model_path(version))),
         },
     )
