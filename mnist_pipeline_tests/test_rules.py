@@ -8,15 +8,17 @@ from mnist_pipeline import paths
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.checks import accuracy_gate
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.model.checks import trained_weights_finite
 from mnist_pipeline.defs.model.resources import ModelRegistryResource
-from mnist_pipeline.defs.serving.assets import production_model
+from mnist_pipeline.defs.serving.assets import Promotion, production_model
 from mnist_pipeline.ml.data import quality
 from mnist_pipeline.ml.data.dataset import DatasetError, DigitDataset, IDX_FILE_NAMES, structure_problems, validate_structure
 from mnist_pipeline.ml.data.sources import read_idx_directory
 from mnist_pipeline.ml.evaluation.gate import meets_accuracy_gate
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.ml.model.weights import weights_finite
+from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.registry.promotion import PromotionRefused
 from mnist_pipeline.registry.store import ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
@@ -39,8 +41,20 @@ def evaluated_below_the_gate(tmp_path):
     registry = ModelRegistry(tmp_path / "registry")
     model = tiny_model()
     registry.register("v1", model, run_manifest())
-    registry.record_evaluation("v1", {"test_accuracy": 0.95})
+    EvaluationRecords(tmp_path / "evaluations").write("v1", {"model_version": "v1", "test_accuracy": 0.95})
     return registry, model
+
+
+def serve(registry: ModelRegistry, gates: QualityGates, evaluations_root) -> dg.Output:
+    """production_model run as Dagster runs it, asked to serve version v1."""
+    with dg.instance_for_test() as instance:
+        return production_model(
+            dg.build_asset_context(instance=instance),
+            config=Promotion(version="v1"),
+            quality_gates=gates,
+            model_registry=ModelRegistryResource(root=str(registry.root)),
+            evaluation_records=EvaluationRecordsResource(root=str(evaluations_root)),
+        )
 
 
 REFUSED = "expected test accuracy >= 0.9700, found 0.9500"
@@ -53,33 +67,18 @@ def test_the_check_and_the_serving_step_refuse_the_same_model_with_the_same_mess
     checked = accuracy_gate(evaluation_metrics={"test_accuracy": 0.95}, quality_gates=QualityGates())
     assert (checked.passed, checked.description) == (False, REFUSED)
     # The serving step, run as Dagster runs it, on the same model: refused with the same verdict.
-    with dg.instance_for_test() as instance:
-        context = dg.build_asset_context(instance=instance)
-        with pytest.raises(PromotionRefused) as refused:
-            production_model(
-                context,
-                quality_gates=QualityGates(),
-                model_registry=ModelRegistryResource(root=str(registry.root)),
-                trained_model=TrainedModel(model, {}),
-                evaluation_metrics={"model_version": "v1", "test_accuracy": 0.95},
-            )
+    with pytest.raises(PromotionRefused) as refused:
+        serve(registry, QualityGates(), tmp_path / "evaluations")
     assert str(refused.value) == f"model v1: {REFUSED}"
     assert not (tmp_path / "storage" / "production_model.json").exists()
 
 
-def test_the_check_and_the_serving_step_pass_the_same_model_at_a_lower_threshold(evaluated_below_the_gate):
+def test_the_check_and_the_serving_step_pass_the_same_model_at_a_lower_threshold(evaluated_below_the_gate, tmp_path):
     registry, model = evaluated_below_the_gate
     gates = QualityGates(min_test_accuracy="0.95")
     checked = accuracy_gate(evaluation_metrics={"test_accuracy": 0.95}, quality_gates=gates)
     assert (checked.passed, checked.description) == (True, "expected test accuracy >= 0.9500, found 0.9500")
-    with dg.instance_for_test() as instance:
-        served = production_model(
-            dg.build_asset_context(instance=instance),
-            quality_gates=gates,
-            model_registry=ModelRegistryResource(root=str(registry.root)),
-            trained_model=TrainedModel(model, {}),
-            evaluation_metrics={"model_version": "v1", "test_accuracy": 0.95},
-        )
+    served = serve(registry, gates, tmp_path / "evaluations")
     assert served.value["version"] == "v1"
 
 
@@ -106,14 +105,11 @@ def test_the_weight_check_and_the_serving_step_refuse_the_same_model(tmp_path):
     expected = f"expected every weight finite, found non-finite values in weight arrays {{0: {model.get_weights()[0].size}}}"
     checked = trained_weights_finite(trained_model=TrainedModel(model, {}))
     assert (checked.passed, checked.description) == (False, expected)
-    with dg.instance_for_test() as instance, pytest.raises(PromotionRefused) as refused:
-        production_model(
-            dg.build_asset_context(instance=instance),
-            quality_gates=QualityGates(min_test_accuracy="0"),
-            model_registry=ModelRegistryResource(root=str(tmp_path / "registry")),
-            trained_model=TrainedModel(model, {}),
-            evaluation_metrics={"model_version": "v1", "test_accuracy": 0.99},
-        )
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register("v1", model, run_manifest())
+    EvaluationRecords(tmp_path / "evaluations").write("v1", {"model_version": "v1", "test_accuracy": 0.99})
+    with pytest.raises(PromotionRefused) as refused:
+        serve(registry, QualityGates(min_test_accuracy="0"), tmp_path / "evaluations")
     assert str(refused.value) == f"model v1: {expected}"
 
 
@@ -206,6 +202,8 @@ def test_every_directory_field_uses_the_one_fallback(tmp_path, monkeypatch):
     assert TrainingCheckpoints(root="c").root_dir() == tmp_path / "c"
     assert MnistSource().resolved_cache_dir() == tmp_path / "cache"
     assert MnistSource(cache_dir="m").resolved_cache_dir() == tmp_path / "m"
+    assert EvaluationRecordsResource().records().root == tmp_path / "storage" / "evaluation_metrics.by_model_version"
+    assert EvaluationRecordsResource(root="e").records().root == tmp_path / "e"
 
 
 def test_misshapen_labels_are_reported_as_such_not_counted_or_indexed():

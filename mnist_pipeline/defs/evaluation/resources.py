@@ -1,12 +1,11 @@
 """Where each model version's evaluation is kept (registry/evaluations.py), as a Dagster resource."""
 
-from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 from pydantic import Field
 
-from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.paths import configured_dir, default_storage_dir
 from mnist_pipeline.registry.evaluations import EvaluationRecords
 
 # Beside evaluation_metrics.json, the current evaluation: one record per model version ever evaluated.
@@ -19,4 +18,4 @@ class EvaluationRecordsResource(dg.ConfigurableResource):
     root: Optional[str] = Field(default=None, description=f"Directory of the records; defaults to <storage>/{EVALUATIONS_DIR_NAME}.")
 
     def records(self) -> EvaluationRecords:
-        return EvaluationRecords(Path(self.root).expanduser().resolve() if self.root else default_storage_dir() / EVALUATIONS_DIR_NAME)
+        return EvaluationRecords(configured_dir(self.root, lambda: default_storage_dir() / EVALUATIONS_DIR_NAME))
