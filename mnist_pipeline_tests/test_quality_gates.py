@@ -15,7 +15,7 @@ from mnist_pipeline.ml.data import quality
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.data.preprocessing import scale_images
 from mnist_pipeline.definitions import all_assets, all_checks
-from mnist_pipeline.defs.evaluation.checks import rows_sum_to_one, table_complete
+from mnist_pipeline.ml.evaluation.predictions import rows_sum_to_one, table_complete
 from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.ml.evaluation.predictions import build_predictions_table
 from mnist_pipeline.defs.jobs import full_pipeline_job

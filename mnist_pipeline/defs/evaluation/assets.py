@@ -5,7 +5,6 @@ import time
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.evaluation.metrics import confusion_matrix, precision_recall
@@ -75,7 +74,7 @@ def evaluation_metrics(
 )
 def predictions_table(
     context: dg.AssetExecutionContext, trained_model: TrainedModel, scaled_mnist: DigitDataset
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output:  # a pandas DataFrame (not in the annotation: loading the code location does not import pandas)
     """One row per test image: true and predicted label and class name, confidence, the ten class probabilities, correct."""
     started = time.perf_counter()
     probabilities = trained_model.model.predict(

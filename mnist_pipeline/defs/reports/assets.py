@@ -4,7 +4,6 @@
 import base64
 
 import dagster as dg
-import pandas as pd
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.trained import TrainedModel
@@ -27,7 +26,7 @@ def digit_plots(
     raw_mnist: DigitDataset,
     trained_model: TrainedModel,
     evaluation_metrics: dict,
-    predictions_table: pd.DataFrame,
+    predictions_table,  # a pandas DataFrame, unannotated so that loading the code location does not import pandas
 ) -> dg.Output[dict]:
     """The report as PNGs: an overview (accuracy, a few predictions, confusion matrix, training curves; open
     plot_overview for the whole result at a glance), then each part on its own: a sample image, the first test
