@@ -24,6 +24,10 @@ def absolute(directory: str) -> Path:
     return Path(directory).expanduser().resolve()
 
 
+# How the default storage directory is chosen, as the resources' field descriptions tell it in the UI.
+STORAGE_DIR_RULE = "$MNIST_STORAGE_DIR, else $MNIST_PIPELINE_HOME/storage, else $DAGSTER_HOME/mnist_pipeline/storage, else ~/.mnist_pipeline/storage"
+
+
 def configured_dir(configured: str | None, default: Callable[[], Path]) -> Path:
     """The configured directory (absolute), else `default()`; an empty string counts as unset.
 

@@ -243,3 +243,17 @@ def test_importing_the_definitions_reads_no_setting_but_the_schedules_cron(tmp_p
     imported = subprocess.run([sys.executable, "-c", RECORD_VARIABLES_READ_AT_IMPORT], cwd=REPO, env=env, capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr[-3000:]
     assert imported.stdout.strip().splitlines()[-1] == '["MNIST_RETRAIN_CRON"]'
+
+
+def test_every_directory_field_names_the_variables_its_default_comes_from():
+    """A directory left unset follows paths.py's rule; the UI's resource page says which variables decide it."""
+    from mnist_pipeline.defs.resources import resources_for_env
+
+    directory_fields = {"base_dir", "root"}
+    seen = []
+    for key, resource in resources_for_env().items():
+        fields = resource.get_resource_definition().config_schema.config_type.fields
+        for name in directory_fields & set(fields):
+            assert "$MNIST_STORAGE_DIR" in fields[name].description and "$MNIST_PIPELINE_HOME" in fields[name].description, (key, name)
+            seen.append(key)
+    assert {"npz_io_manager", "json_io_manager", "model_registry", "training_checkpoints", "evaluation_records"} <= set(seen)

@@ -36,7 +36,7 @@ from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.model.resources import ModelRegistryResource
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.paths import configured_dir, default_storage_dir
+from mnist_pipeline.paths import STORAGE_DIR_RULE, configured_dir, default_storage_dir
 from mnist_pipeline.registry.store import MODEL_FILE, RegistryError
 from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
@@ -105,7 +105,7 @@ class FileIOManager(dg.ConfigurableIOManager):
 
     base_dir: Optional[str] = Field(
         default=None,
-        description="Absolute directory for artifacts; defaults to <pipeline home>/storage.",
+        description=f"Directory for artifacts; unset: the storage directory ({STORAGE_DIR_RULE}), read when used.",
     )
 
     # Part of the storage format, not a setting: a ClassVar, so the Launchpad does not offer it as config.

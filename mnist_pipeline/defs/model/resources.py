@@ -6,7 +6,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from mnist_pipeline.paths import configured_dir, default_storage_dir
+from mnist_pipeline.paths import STORAGE_DIR_RULE, configured_dir, default_storage_dir
 from mnist_pipeline.registry.store import ModelRegistry
 
 
@@ -20,7 +20,7 @@ def default_registry_dir() -> Path:
 class ModelRegistryResource(dg.ConfigurableResource):
     """Where every trained model version is kept."""
 
-    root: Optional[str] = Field(default=None, description="Registry directory; defaults to <storage>/model_registry.")
+    root: Optional[str] = Field(default=None, description=f"Registry directory; unset: model_registry in the storage directory ({STORAGE_DIR_RULE}).")
 
     def registry(self) -> ModelRegistry:
         return ModelRegistry(configured_dir(self.root, default_registry_dir))
@@ -29,7 +29,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
 class TrainingCheckpoints(dg.ConfigurableResource):
     """Where unfinished training keeps its per-epoch checkpoints."""
 
-    root: Optional[str] = Field(default=None, description="Checkpoint directory; defaults to <storage>/training_checkpoints.")
+    root: Optional[str] = Field(default=None, description=f"Checkpoint directory; unset: training_checkpoints in the storage directory ({STORAGE_DIR_RULE}).")
 
     def root_dir(self) -> Path:
         return configured_dir(self.root, lambda: default_storage_dir() / "training_checkpoints")
