@@ -212,6 +212,13 @@ def test_unwritable_storage_directory(tmp_path):
         store(manager, "evaluation_metrics", {"x": 1})
 
 
+def test_unwritable_registry_is_a_storage_error_naming_trained_model(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match=r"a_file/storage: expected a writable storage directory for trained_model, found"):
+        store(registry_manager(blocker / "storage"), "trained_model", trained(tiny_model()))
+
+
 def test_missing_storage_directory_is_created(tmp_path):
     manager = JsonIOManager(base_dir=str(tmp_path / "not" / "yet" / "there"))
     store(manager, "evaluation_metrics", {"x": 1})

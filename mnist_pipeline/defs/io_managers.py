@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Iterator, Optional
 
 import dagster as dg
 import numpy as np
@@ -69,6 +70,18 @@ def rebuild_hint(name: str) -> str:
 
 class StorageError(OSError):
     """An artifact could not be written where the storage directory says."""
+
+
+@contextmanager
+def storage_errors_named(path: Path, asset_key: dg.AssetKey) -> Iterator[None]:
+    """An OSError while writing `asset_key`'s artifact becomes a StorageError naming the directory and the asset."""
+    try:
+        yield
+    except OSError as error:
+        raise StorageError(
+            f"{path.parent}: expected a writable storage directory for {asset_key.to_user_string()}, "
+            f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
+        ) from error
 
 
 SHA256_METADATA = "sha256"  # the materialization's record of what was written
@@ -125,14 +138,9 @@ class FileIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         path = self.path_for(context.asset_key)
-        try:
+        with storage_errors_named(path, context.asset_key):
             path.parent.mkdir(parents=True, exist_ok=True)
             sha256 = self.publish(obj, path)
-        except OSError as error:
-            raise StorageError(
-                f"{path.parent}: expected a writable storage directory for {context.asset_key.to_user_string()}, "
-                f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
-            ) from error
         context.add_output_metadata(
             {"path": dg.MetadataValue.path(str(path)), SHA256_METADATA: sha256, **self.file_metadata(obj, path)}
         )
@@ -296,15 +304,10 @@ class RegistryModelIOManager(JsonIOManager):
             )
         registry = self.model_registry.registry()
         path = self.path_for(context.asset_key)
-        try:
+        with storage_errors_named(path, context.asset_key):
             directory = registry.register(obj.version, obj.model, obj.lineage, obj.history)
             path.parent.mkdir(parents=True, exist_ok=True)
             sha256 = self.publish({"version": obj.version, "model_file": str(directory / MODEL_FILE)}, path)
-        except OSError as error:
-            raise StorageError(
-                f"{path.parent}: expected a writable storage directory for {context.asset_key.to_user_string()}, "
-                f"found {type(error).__name__}: {error}. The previous artifact, if any, is unchanged."
-            ) from error
         context.add_output_metadata(
             {
                 "path": dg.MetadataValue.path(str(directory / MODEL_FILE)),
