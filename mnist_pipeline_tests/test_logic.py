@@ -95,3 +95,22 @@ def test_validation_split_is_seeded():
 def test_validation_split_needs_both_parts():
     with pytest.raises(ValueError, match=r"validation_fraction: 0.01 of 10 training images leaves 0 for validation"):
         validation_split(10, 0.01, seed=0)
+
+
+def test_evaluate_agrees_with_its_own_predictions(synthetic_dataset):
+    """Keras's accuracy and the confusion matrix count the same predictions; precision and recall follow from it."""
+    import keras
+
+    from mnist_pipeline.ml.data.preprocessing import scale_images
+    from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilities
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    images, labels = scale_images(synthetic_dataset.test_images), synthetic_dataset.test_labels
+    evaluation = evaluate(model, images, labels)
+    predicted = predict_probabilities(model, images).argmax(axis=1)
+    assert evaluation.confusion_matrix.sum() == len(labels)
+    assert np.trace(evaluation.confusion_matrix) == int((predicted == labels).sum())
+    assert abs(evaluation.test_accuracy - float((predicted == labels).mean())) < 1e-6
+    assert set(evaluation.as_metrics()) == {"test_loss", "test_accuracy", "precision", "recall", "confusion_matrix"}

@@ -1,20 +1,16 @@
 """evaluation_metrics and predictions_table: how the trained model does on the test set."""
 
-
 import time
 
 import dagster as dg
-import numpy as np
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
-from mnist_pipeline.ml.evaluation.metrics import confusion_matrix, precision_recall
+from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilities
 from mnist_pipeline.display import markdown_table, rounded
 from mnist_pipeline.ml.evaluation.predictions import build_predictions_table, column_descriptions
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import json_version, model_version, table_version
-
-PREDICT_BATCH_SIZE = 1000
 
 
 @dg.asset(
@@ -29,22 +25,14 @@ def evaluation_metrics(
     scaled_mnist: DigitDataset,
 ) -> dg.Output[dict]:
     """Test loss and accuracy from `evaluate` on the test set, per-class precision/recall, confusion matrix."""
-    model = trained_model.model
-    test_loss, test_accuracy = model.evaluate(
-        scaled_mnist.test_images, scaled_mnist.test_labels, batch_size=PREDICT_BATCH_SIZE, verbose=0
-    )
-    probabilities = model.predict(scaled_mnist.test_images, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    matrix = confusion_matrix(scaled_mnist.test_labels, probabilities.argmax(axis=1))
-    precision, recall = precision_recall(matrix)
+    evaluation = evaluate(trained_model.model, scaled_mnist.test_images, scaled_mnist.test_labels)
+    test_loss, test_accuracy, matrix = evaluation.test_loss, evaluation.test_accuracy, evaluation.confusion_matrix
+    precision, recall = evaluation.precision, evaluation.recall
     metrics = {
         # The version trained_model recorded (its content hash), not hashed again.
-        "model_version": trained_model.version or model_version(model),
-        "test_loss": float(test_loss),
-        "test_accuracy": float(test_accuracy),
+        "model_version": trained_model.version or model_version(trained_model.model),
         "num_test_images": int(scaled_mnist.num_test),
-        "precision": [float(p) for p in precision],
-        "recall": [float(r) for r in recall],
-        "confusion_matrix": matrix.tolist(),
+        **evaluation.as_metrics(),
     }
     context.log.info(f"Test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
     names = scaled_mnist.names()
@@ -77,10 +65,8 @@ def predictions_table(
 ) -> dg.Output:  # a pandas DataFrame (not in the annotation: loading the code location does not import pandas)
     """One row per test image: true and predicted label and class name, confidence, the ten class probabilities, correct."""
     started = time.perf_counter()
-    probabilities = trained_model.model.predict(
-        scaled_mnist.test_images, batch_size=PREDICT_BATCH_SIZE, verbose=0
-    )
-    table = build_predictions_table(np.asarray(probabilities), scaled_mnist.test_labels, scaled_mnist.names())
+    probabilities = predict_probabilities(trained_model.model, scaled_mnist.test_images)
+    table = build_predictions_table(probabilities, scaled_mnist.test_labels, scaled_mnist.names())
     seconds = time.perf_counter() - started
     descriptions = column_descriptions(scaled_mnist.names())
     preview = table.head(10)
