@@ -13,13 +13,11 @@ cannot pass the gate.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.registry.store import DamagedFileError, MalformedRecordError
+from mnist_pipeline.registry.store import DamagedFileError, read_evaluation_file
 from mnist_pipeline.storage.atomic import atomic_write_json
 from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, recorded_sha256, verify_file, write_record
 
@@ -57,11 +55,4 @@ class EvaluationRecords:
             verify_file(path, expected, what=what)
         except IntegrityError as error:
             raise DamagedFileError(f"{error}; evaluating this version again (materialize evaluation_metrics) rewrites it") from error
-        try:
-            evaluation = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as error:
-            raise MalformedRecordError(f"{path}: expected {what} as JSON, found invalid JSON ({error})") from error
-        accuracy = evaluation.get("test_accuracy") if isinstance(evaluation, dict) else None
-        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not math.isfinite(accuracy):
-            raise MalformedRecordError(f"{path}: expected {what} with a numeric 'test_accuracy', found {accuracy!r}")
-        return evaluation
+        return read_evaluation_file(path, what)

@@ -91,6 +91,18 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
 
 
+def read_evaluation_file(path: Path, what: str) -> dict[str, Any]:
+    """An evaluation record's JSON, refused unless it is an object with a finite numeric 'test_accuracy' (the gate's input)."""
+    try:
+        evaluation = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedRecordError(f"{path}: expected {what} as JSON, found invalid JSON ({error})") from error
+    accuracy = evaluation.get("test_accuracy") if isinstance(evaluation, dict) else None
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not math.isfinite(accuracy):
+        raise MalformedRecordError(f"{path}: expected {what} with a numeric 'test_accuracy', found {accuracy!r}")
+    return evaluation
+
+
 @dataclass(frozen=True)
 class ModelRegistry:
     root: Path
@@ -213,16 +225,7 @@ class ModelRegistry:
             return None
         if expected_sha256 is not None:
             self._verify_file(path, expected_sha256, f"the evaluation of model version {version}")
-        try:
-            evaluation = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as error:
-            raise MalformedRecordError(f"{path}: expected the evaluation of model version {version} as JSON, found invalid JSON ({error})") from error
-        accuracy = evaluation.get("test_accuracy") if isinstance(evaluation, dict) else None
-        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not math.isfinite(accuracy):
-            raise MalformedRecordError(
-                f"{path}: expected the evaluation of model version {version} with a numeric 'test_accuracy', found {accuracy!r}"
-            )
-        return evaluation
+        return read_evaluation_file(path, f"the evaluation of model version {version}")
 
     @staticmethod
     def _verify_file(path: Path, expected_sha256: str, what: str) -> None:
