@@ -28,7 +28,9 @@ pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "cluster"
 PYTHON = REPO / ".venv" / "bin" / "python"
-PORT_BASE = 47400  # not the script's default (47300): a user's own cluster keeps running
+# Not the script's default (47300), so a user's own cluster keeps running; movable, so that two
+# checkouts can run this module at once.
+PORT_BASE = int(os.environ.get("MNIST_TEST_CLUSTER_PORT_BASE", "47400"))
 PORTS = range(PORT_BASE, PORT_BASE + 11)
 COMPONENTS = ["postgresql", "redis", "seaweedfs", "worker-dagster", "worker-training", "daemon", "webserver"]
 PROCESS_COMPONENTS = [name for name in COMPONENTS if name != "postgresql"]  # pg_ctl manages PostgreSQL
