@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the tuned bare Keras script and Dagster's floor in every round")
     args = parser.parse_args(argv)
     trees = [tree.resolve() for tree in (args.tree or [REPO])]
-    missing = [str(tree) for tree in trees if not (tree / "mnist_pipeline" / "cli.py").is_file()]
+    missing = [str(tree) for tree in trees if not (tree / "mnist_pipeline" / "cli" / "main.py").is_file()]
     if missing:
         parser.error(f"--tree expects checkouts of the project; found no mnist_pipeline/cli/main.py in {missing}")
     if args.rounds < 1 or args.epochs < 1:

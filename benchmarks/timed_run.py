@@ -3,7 +3,7 @@
     python benchmarks/timed_run.py --timings OUT.json [--tree DIR] run --epochs 1 --json summary.json
 
 The command is the pipeline's own (`mnist_pipeline.cli.main`, what `mnist-pipeline` and
-`python -m mnist_pipeline` run), in this process; only `fit_resumably` is wrapped, when
+`python -m mnist_pipeline` run), in this process, ending as they do (cli/process_exit.py); only `fit_resumably` is wrapped, when
 the trained_model asset imports it, to add up the time inside it. The process's CPU time
 minus `training_cpu_s` is then what everything but training cost: Dagster, storage,
 hashing, checks, evaluation and plots. `--tree DIR` runs the project checkout in DIR
@@ -85,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.tree and not Path(cli.__file__).resolve().is_relative_to(tree):
         raise SystemExit(f"--tree {tree}: expected mnist_pipeline to come from there, found {cli.__file__}")
-    code = cli.main(args.args)
-    args.timings.write_text(json.dumps(totals))
-    return code
+
+    def command() -> int:
+        code = cli.main(args.args)
+        args.timings.write_text(json.dumps(totals))
+        return code
+
+    try:  # exit as the `mnist-pipeline` command does (cli/process_exit.py), in checkouts that have it
+        from mnist_pipeline.cli.process_exit import exit_without_teardown
+    except ImportError:
+        return command()
+    exit_without_teardown(command)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,3 @@
-import sys
+from mnist_pipeline.cli.main import console_main
 
-from mnist_pipeline.cli.main import main
-
-sys.exit(main())
+console_main()

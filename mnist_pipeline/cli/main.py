@@ -23,6 +23,9 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NoReturn
+
+from mnist_pipeline.cli.process_exit import exit_without_teardown
 
 HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
 # The variables that say where a run's history and files are: a command printed for pasting carries those set.
@@ -455,5 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
+def console_main() -> NoReturn:
+    """The `mnist-pipeline` command (and `python -m mnist_pipeline`): `main`, then a fast exit (cli/process_exit.py)."""
+    exit_without_teardown(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
