@@ -3,6 +3,7 @@
   mnist-pipeline run                    materialize every asset and print the test accuracy
   mnist-pipeline update                 materialize only what changed (data, code or hyperparameters)
   mnist-pipeline predictions-and-plots  redraw the predictions table and plots of the stored model
+  mnist-pipeline predict IMAGE...       classify your own pictures of digits with the served model
   mnist-pipeline models                 list, show, load, export, promote (roll back), prune trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
@@ -310,6 +311,16 @@ def models_production(args: argparse.Namespace) -> int:
 
 
 @_reports_registry_errors
+def predict_command(args: argparse.Namespace) -> int:
+    """Classify the user's pictures (cli/predict.py) with the served model, or the version --version names."""
+    from mnist_pipeline.cli.predict import predict
+    from mnist_pipeline.registry.promotion import read_pointer
+
+    served = None if args.version else read_pointer(_production_pointer_path()[1])
+    return predict(args, _registry(), served["version"] if served else None)
+
+
+@_reports_registry_errors
 def models_promote(args: argparse.Namespace) -> int:
     """Serve VERSION (a rollback, or forward again) by a run of production_model configured with it.
 
@@ -423,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     redraw.add_argument("--json", help="also write the run's outcome and artifact paths to this JSON file")
     _add_verbose_flag(redraw)
     redraw.set_defaults(handler=predictions_and_plots_command)
+
+    from mnist_pipeline.cli import predict
+
+    predict.add_parser(commands)
+    commands.choices["predict"].set_defaults(handler=predict_command)
 
     models = commands.add_parser("models", help="trained model versions").add_subparsers(dest="models_command", required=True)
     models.add_parser("list", help="every version, oldest first").set_defaults(handler=models_list)

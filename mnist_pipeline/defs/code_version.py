@@ -22,6 +22,7 @@ import importlib.util
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 PROJECT_PACKAGE = "mnist_pipeline"
 
@@ -34,6 +35,7 @@ def _module_file(module_name: str) -> Path:
     return Path(spec.origin)
 
 
+@lru_cache(maxsize=None)
 def _is_package(module_name: str) -> bool:
     spec = importlib.util.find_spec(module_name)  # imports parent packages only, never the module
     return spec is not None and spec.submodule_search_locations is not None
@@ -54,10 +56,21 @@ def _is_project(module_name: str, project: str) -> bool:
     return module_name == project or module_name.startswith(project + ".")
 
 
+def _statements(node: ast.AST) -> Iterator[ast.AST]:
+    """`node` and every statement nested in it: what `ast.walk` finds an import statement among,
+    without visiting the expressions (most of a syntax tree)."""
+    pending = [node]
+    while pending:
+        statement = pending.pop()
+        yield statement
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            pending.extend(getattr(statement, field, ()))
+
+
 def _imported_modules(node: ast.AST, project: str) -> dict[str, str]:
     """Local name -> project module it refers to, for the import statements under `node`."""
     names: dict[str, str] = {}
-    for child in ast.walk(node):
+    for child in _statements(node):
         if isinstance(child, ast.ImportFrom) and child.module and _is_project(child.module, project):
             for alias in child.names:
                 submodule = f"{child.module}.{alias.name}"
@@ -127,7 +140,7 @@ def module_closure(module_name: str, project: str = PROJECT_PACKAGE) -> tuple[tu
 
 def forget_sources() -> None:
     """Forget every module file, source and syntax tree read so far, so edited files are read again."""
-    for cached in (_module_file, _parsed, _lines, _module_imports, module_closure):
+    for cached in (_module_file, _is_package, _parsed, _lines, _module_imports, module_closure):
         cached.cache_clear()
 
 

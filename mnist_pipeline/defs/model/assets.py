@@ -129,6 +129,7 @@ def trained_model(
         "hyperparameters": hyperparameters,
         "code_version": code,
         "training_seconds": round(seconds, 2),
+        "class_names": scaled_mnist.names(),  # what `mnist-pipeline predict` calls the model's outputs
     }
     return dg.Output(
         TrainedModel(model=model, history=history, version=version, lineage=lineage),
