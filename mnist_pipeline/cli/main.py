@@ -4,7 +4,7 @@
   mnist-pipeline update                 materialize only what changed (data, code or hyperparameters)
   mnist-pipeline predictions-and-plots  redraw the predictions table and plots of the stored model
   mnist-pipeline predict IMAGE...       classify your own pictures of digits with the served model
-  mnist-pipeline models                 list, show, load, export, promote (roll back), prune trained model versions
+  mnist-pipeline models                 list, show, load, compare, export, promote (roll back), prune trained model versions
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so they show up in
 the UI (`scripts/dev`) afterwards. While a run goes, the command prints one
@@ -321,6 +321,15 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 @_reports_registry_errors
+def models_compare(args: argparse.Namespace) -> int:
+    """Two versions on the test images the pipeline reads (cli/compare.py)."""
+    from mnist_pipeline.cli.compare import compare
+    from mnist_pipeline.defs.resources import resources_for_env
+
+    return compare(args, _registry(), resources_for_env()["mnist_source"].load().dataset)
+
+
+@_reports_registry_errors
 def models_promote(args: argparse.Namespace) -> int:
     """Serve VERSION (a rollback, or forward again) by a run of production_model configured with it.
 
@@ -454,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("version")
     promote.add_argument("--reason", default="rollback", help="recorded with the promotion")
     promote.set_defaults(handler=models_promote)
+    from mnist_pipeline.cli import compare
+
+    compare.add_parser(models).set_defaults(handler=models_compare)
     export = models.add_parser("export", help="copy a version's .keras file")
     export.add_argument("version")
     export.add_argument("destination")

@@ -230,3 +230,29 @@ def overview(
     draw_confusion_matrix(axes, matrix, names)
     axes.set_title("confusion matrix (test set)")
     return figure
+
+
+
+def disagreements(
+    images: np.ndarray,
+    true_names: Sequence[str],
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    labels: tuple[str, str],
+    total: int,
+    columns: int = 8,
+) -> Figure:
+    """Test images two models classify differently, each captioned with both answers and the truth:
+    in the usual colour when model A is right, in red when it is not. `total` is how many there are in all."""
+    label_a, label_b = labels
+    count = len(images)
+    figure = new_figure(MAX_WIDTH_PX - 40, int(max(1, -(-count // columns)) * 175) + 60)
+    if count == 0:
+        figure.suptitle(f"A = {label_a}, B = {label_b}: they classify every test image alike")
+        return figure
+    shown = f", the first {count} shown" if count < total else ""
+    title = f"A = {label_a}, B = {label_b}: {total} test images classified differently{shown}"
+    captions = [f"A: {a}\nB: {b}\ntrue: {t}" for a, b, t in zip(names_a, names_b, true_names)]
+    rights = [a == t for a, t in zip(names_a, true_names)]
+    _digit_rows(figure, images, captions, rights, columns, title)
+    return figure
