@@ -6,7 +6,8 @@
     ./scripts/benchmark --parts presets --presets fast --seeds 3     # one preset only
 
 Parts:
-  startup     importing mnist_pipeline.definitions (median of 5 fresh interpreters), and whether TensorFlow came with it
+  startup     loading the code location: importing mnist_pipeline.definitions and building its defs (median of
+              5 fresh interpreters), and whether TensorFlow came with it
   comparison  the pipeline's default run three ways per round, each in its own process on the same cached MNIST:
               benchmarks/bare_keras.py (no Dagster) with Keras's defaults, the same script with the pipeline's
               steps per call into TensorFlow (`--steps-per-execution`, equally tuned), and a cold
@@ -200,6 +201,7 @@ def measure_startup() -> dict:
         "import json, sys, time\n"
         "started = time.perf_counter()\n"
         "import mnist_pipeline.definitions\n"
+        "mnist_pipeline.definitions.defs()  # what Dagster does next when it loads the code location\n"
         "print(json.dumps({'seconds': time.perf_counter() - started,\n"
         "                  'tensorflow': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n"
     )
@@ -570,7 +572,7 @@ def report(results: dict, command: str) -> str:
     if startup:
         ok = startup["median_s"] <= IMPORT_TARGET_S and not startup["tensorflow_imported"]
         lines.append(
-            f"| import `mnist_pipeline.definitions` (median of {IMPORT_RUNS}) | | | {startup['median_s']:.2f} s "
+            f"| load the code location: import `mnist_pipeline.definitions`, build `defs()` (median of {IMPORT_RUNS}) | | | {startup['median_s']:.2f} s "
             f"(min {startup['min_s']:.2f}, max {startup['max_s']:.2f}); TensorFlow imported: "
             f"{'yes' if startup['tensorflow_imported'] else 'no'} | ≤ {IMPORT_TARGET_S} s, no TensorFlow | {verdict(ok)} |"
         )
@@ -659,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = None
     try:
         if "startup" in parts:
-            print("startup: importing mnist_pipeline.definitions", file=sys.stderr)
+            print("startup: loading the code location (mnist_pipeline.definitions)", file=sys.stderr)
             results["startup"] = measure_startup()
             save(results, args.json)
         if "comparison" in parts:

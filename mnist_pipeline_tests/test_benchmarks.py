@@ -309,7 +309,7 @@ def test_dagster_floor_has_the_pipeline_s_graph():
     from mnist_pipeline.defs.jobs import full_pipeline_job
 
     floor = load_script("dagster_floor")
-    pipeline_assets, pipeline_checks, pipeline_steps = graph_shape(defs, full_pipeline_job.name)
+    pipeline_assets, pipeline_checks, pipeline_steps = graph_shape(defs(), full_pipeline_job.name)
     floor_assets, floor_checks, floor_steps = graph_shape(floor.defs, floor.JOB_NAME)
     assert floor_assets == pipeline_assets
     assert floor_checks == pipeline_checks

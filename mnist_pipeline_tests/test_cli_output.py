@@ -32,7 +32,7 @@ LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_DIR"
 def full_pipeline_steps() -> list[str]:
     from mnist_pipeline.definitions import defs
 
-    return [node.name for node in defs.resolve_job_def("mnist_full_pipeline").nodes_in_topological_order]
+    return [node.name for node in defs().resolve_job_def("mnist_full_pipeline").nodes_in_topological_order]
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ def test_unknown_function_is_an_error(project):
 
 
 def test_every_asset_has_a_source_derived_code_version():
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if node.is_materializable:
@@ -114,7 +114,7 @@ def test_every_asset_has_a_source_derived_code_version():
 
 
 def asset_modules_and_names() -> list[tuple[str, str]]:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     return [
         (graph.get(key).assets_def.op.compute_fn.decorated_fn.__module__, key.to_user_string())
         for key in graph.get_all_asset_keys()

@@ -34,20 +34,20 @@ def resources(idx_dir: Path, storage_dir: Path, min_test_accuracy: float = 0.0) 
 
 
 def test_definitions_load():
-    dg.Definitions.validate_loadable(defs)
-    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    dg.Definitions.validate_loadable(defs())
+    keys = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
     assert keys == ALL_KEYS
 
 
 def test_lineage_follows_the_product_chain():
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     for upstream, downstream in zip(ASSET_KEYS, ASSET_KEYS[1:]):
         parents = {key.to_user_string() for key in graph.get(dg.AssetKey(downstream)).parent_keys}
         assert upstream in parents, f"{upstream} -> {downstream}"
 
 
 def test_assets_are_grouped_by_domain():
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     groups = {key: graph.get(dg.AssetKey(key)).group_name for key in ASSET_KEYS}
     assert groups == {
         "raw_mnist": "data", "scaled_mnist": "data", "compiled_model": "model", "trained_model": "model",
@@ -58,7 +58,7 @@ def test_assets_are_grouped_by_domain():
 
 def test_every_asset_and_source_has_a_group_a_description_and_an_owner():
     """What the UI's catalog and asset pages show for each; the observable source included."""
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     keys = graph.get_all_asset_keys()
     assert {key.to_user_string() for key in keys} == ALL_KEYS  # sources are in the graph too
     for key in keys:
@@ -70,7 +70,7 @@ def test_every_asset_and_source_has_a_group_a_description_and_an_owner():
 
 
 def test_full_job_runs_in_process():
-    job = defs.resolve_job_def(full_pipeline_job.name)
+    job = defs().resolve_job_def(full_pipeline_job.name)
     assert job.executor_def is dg.in_process_executor
 
 

@@ -32,12 +32,12 @@ def selected_assets(job: dg.JobDefinition) -> set[str]:
 
 def test_definitions_offer_the_launchpad_jobs():
     assert set(SELECTIONS) <= {job.name for job in JOBS}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= set(SELECTIONS)
+    assert {job.name for job in defs().resolve_all_job_defs()} >= set(SELECTIONS)
 
 
 @pytest.mark.parametrize("name, expected", sorted(SELECTIONS.items()))
 def test_each_job_selects_its_assets_and_runs_in_process(name, expected):
-    job = defs.resolve_job_def(name)
+    job = defs().resolve_job_def(name)
     assert selected_assets(job) == expected
     assert job.executor_def is dg.in_process_executor
     assert job.description
@@ -61,7 +61,7 @@ def config_keys(value) -> set[str]:
 @pytest.mark.parametrize("name", sorted(SELECTIONS))
 def test_each_job_launches_with_no_config_at_every_hyperparameters_effective_value(name):
     """What a launch with no config runs with: each hyperparameter at the default preset's value, no storage internals."""
-    job = defs.resolve_job_def(name)
+    job = defs().resolve_job_def(name)
     config = dg.validate_run_config(job, {})
     configured = {op: values["config"] for op, values in config.get("ops", {}).items() if values.get("config")}
     expected = {"hyperparameters": LAUNCHPAD_HYPERPARAMETERS} if "hyperparameters" in SELECTIONS[name] else {}
@@ -75,7 +75,7 @@ def test_each_job_launches_with_no_config_at_every_hyperparameters_effective_val
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_choosing_a_preset_takes_all_of_its_values(preset):
     """`preset: {fast: {}}` runs the fast preset's recipe, never the default preset's values."""
-    job = defs.resolve_job_def("mnist_train_evaluate_report")
+    job = defs().resolve_job_def("mnist_train_evaluate_report")
     config = dg.validate_run_config(job, {"ops": {"hyperparameters": {"config": {"preset": {preset: {}}}}}})
     recipe = PRESETS[preset]
     assert config["ops"]["hyperparameters"]["config"]["preset"] == {

@@ -454,7 +454,7 @@ def test_production_model_without_config_serves_what_trained_model_last_produced
     from mnist_pipeline.definitions import defs
     from mnist_pipeline.defs.jobs import promote_model_job
 
-    job = defs.resolve_job_def(promote_model_job.name)
+    job = defs().resolve_job_def(promote_model_job.name)
     with dg.DagsterInstance.ephemeral() as instance:
         refused = job.execute_in_process(instance=instance, raise_on_error=False)
         failure = next(event for event in refused.all_events if event.is_step_failure).step_failure_data.error

@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.defs.data.resources import MnistSource
-from mnist_pipeline.defs.automation.retraining import DEFAULT_RETRAIN_CRON, mnist_files_changed, weekly_retraining
+from mnist_pipeline.defs.automation.retraining import mnist_files_changed, weekly_retraining_schedule
+from mnist_pipeline.settings import DEFAULT_RETRAIN_CRON
 from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def evaluate_schedule(defs, instance, idx_dir):
         instance=instance, repository_def=defs.get_repository_def(),
         resources={"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[])},
     ) as context:
-        return weekly_retraining(context)
+        return weekly_retraining_schedule()(context)
 
 
 def evaluate_sensor(defs, instance, idx_dir, cursor=None):
@@ -65,13 +66,14 @@ def change_a_label(idx_dir: Path) -> None:
 
 
 def test_schedule_is_weekly_and_off_until_switched_on():
-    assert weekly_retraining.cron_schedule == DEFAULT_RETRAIN_CRON == "0 3 * * 1"
-    assert weekly_retraining.default_status == dg.DefaultScheduleStatus.STOPPED
+    schedule = weekly_retraining_schedule()
+    assert schedule.cron_schedule == DEFAULT_RETRAIN_CRON == "0 3 * * 1"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert mnist_files_changed.default_status == dg.DefaultSensorStatus.STOPPED
 
 
 def test_schedule_cron_is_configurable():
-    code = "from mnist_pipeline.defs.automation.retraining import weekly_retraining; print(weekly_retraining.cron_schedule)"
+    code = "from mnist_pipeline.definitions import defs; print(defs().get_schedule_def('weekly_retraining').cron_schedule)"
     env = {**os.environ, "MNIST_RETRAIN_CRON": "30 2 * * *"}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "30 2 * * *"

@@ -113,7 +113,7 @@ def test_the_directories_are_read_when_used_not_when_the_definitions_were_import
     """`defs` was imported with none of these set; setting them now still decides where data comes from and goes."""
     monkeypatch.setenv("MNIST_DATA_DIR", str(idx_dir))
     monkeypatch.setenv("MNIST_STORAGE_DIR", str(tmp_path / "elsewhere"))
-    result = dg.materialize([raw_mnist], resources=defs.resources, raise_on_error=False)
+    result = dg.materialize([raw_mnist], resources=defs().resources, raise_on_error=False)
     assert result.success
     metadata = result.asset_materializations_for_node("raw_mnist")[0].metadata
     assert metadata["source_location"].value == str(idx_dir)
@@ -180,10 +180,10 @@ def test_a_bad_dg_envvar_value_fails_the_step_with_the_same_message(monkeypatch)
 
 def test_the_gate_variable_is_read_when_used_not_when_the_definitions_were_imported(monkeypatch):
     monkeypatch.setenv(GATE_VARIABLE, "0.33")
-    assert defs.resources["quality_gates"].threshold() == 0.33
+    assert defs().resources["quality_gates"].threshold() == 0.33
     monkeypatch.setenv(GATE_VARIABLE, "abc")
     with pytest.raises(ValueError, match=f"^{GATE_VARIABLE}: "):
-        defs.resources["quality_gates"].threshold()
+        defs().resources["quality_gates"].threshold()
 
 
 @pytest.mark.parametrize("found", ["cloud", "LOCAL", " "])
@@ -237,12 +237,25 @@ print(json.dumps(sorted({name for name in read if name.startswith("MNIST_")})))
 """
 
 
-def test_importing_the_definitions_reads_no_setting_but_the_schedules_cron(tmp_path):
-    """MNIST_RETRAIN_CRON is the one exception: a schedule's cron is part of its definition."""
-    env = cli_env(tmp_path, MNIST_MIN_TEST_ACCURACY="abc", MNIST_DATA_DIR=str(tmp_path), MNIST_PIPELINE_ENV="cloud")
+def test_importing_the_definitions_reads_no_setting(tmp_path):
+    """Not even the schedule's cron: the code location is built when Dagster loads it (@dg.definitions)."""
+    env = cli_env(
+        tmp_path, MNIST_MIN_TEST_ACCURACY="abc", MNIST_DATA_DIR=str(tmp_path), MNIST_PIPELINE_ENV="cloud", MNIST_RETRAIN_CRON="abc"
+    )
     imported = subprocess.run([sys.executable, "-c", RECORD_VARIABLES_READ_AT_IMPORT], cwd=REPO, env=env, capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr[-3000:]
-    assert imported.stdout.strip().splitlines()[-1] == '["MNIST_RETRAIN_CRON"]'
+    assert imported.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_bad_retrain_cron_fails_loading_the_code_location_naming_the_variable(monkeypatch):
+    from mnist_pipeline.settings import ConfigurationError
+
+    monkeypatch.setenv("MNIST_RETRAIN_CRON", "every monday")
+    with pytest.raises(ConfigurationError) as refused:
+        defs()
+    assert str(refused.value) == (
+        "MNIST_RETRAIN_CRON: expected a cron expression of 5 fields, e.g. '0 3 * * 1' (Mondays at 03:00), found 'every monday'"
+    )
 
 
 def test_every_directory_field_names_the_variables_its_default_comes_from():

@@ -117,7 +117,7 @@ def _definitions():
     from mnist_pipeline.cli.display import with_display
     from mnist_pipeline.definitions import defs
 
-    return with_display(defs)
+    return with_display(defs())
 
 
 def full_pipeline():

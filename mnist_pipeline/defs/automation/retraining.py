@@ -26,6 +26,7 @@ import os
 
 import dagster as dg
 
+from mnist_pipeline import settings
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.jobs import full_pipeline_job
 from mnist_pipeline.defs.automation.unsynced import latest_observed_version
@@ -33,8 +34,6 @@ from mnist_pipeline.defs.automation.what_changed import source_versions_read, wh
 
 MNIST_FILES = dg.AssetKey("mnist_files")
 RAW_MNIST = dg.AssetKey("raw_mnist")
-DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays at 03:00
-RETRAIN_CRON = os.environ.get("MNIST_RETRAIN_CRON") or DEFAULT_RETRAIN_CRON
 
 
 def last_observed_files_version(instance: dg.DagsterInstance) -> str | None:
@@ -69,18 +68,36 @@ def describe(selection: list[dg.AssetKey]) -> str:
     return ", ".join(key.to_user_string() for key in selection)
 
 
-@dg.schedule(
-    name="weekly_retraining",
-    cron_schedule=RETRAIN_CRON,
-    job=full_pipeline_job,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"Materialize what changed, on cron '{RETRAIN_CRON}' (set MNIST_RETRAIN_CRON to change it).",
-)
-def weekly_retraining(context: dg.ScheduleEvaluationContext, mnist_source: MnistSource):
-    selection = retraining_selection(context.repository_def, context.instance, mnist_source.files_version())
-    if not selection:
-        return dg.SkipReason("Nothing changed since the last materialization: no retraining needed.")
-    return dg.RunRequest(asset_selection=selection, tags={"mnist/trigger": "schedule"})
+def weekly_retraining_schedule(cron: str | None = None) -> dg.ScheduleDefinition:
+    """The retraining schedule on `cron`; by default MNIST_RETRAIN_CRON's, read now, else Mondays at 03:00.
+
+    Built when the code location loads (definitions.py), not at import: a schedule's cron is part
+    of its definition, and a malformed value must fail with the variable's name, not break imports.
+    """
+    source = "the cron given"
+    if cron is None:
+        cron, source = os.environ.get(settings.RETRAIN_CRON) or settings.DEFAULT_RETRAIN_CRON, settings.RETRAIN_CRON
+    try:
+
+        @dg.schedule(
+            name="weekly_retraining",
+            cron_schedule=cron,
+            job=full_pipeline_job,
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description=f"Materialize what changed, on cron '{cron}' (set {settings.RETRAIN_CRON} to change it).",
+        )
+        def weekly_retraining(context: dg.ScheduleEvaluationContext, mnist_source: MnistSource):
+            selection = retraining_selection(context.repository_def, context.instance, mnist_source.files_version())
+            if not selection:
+                return dg.SkipReason("Nothing changed since the last materialization: no retraining needed.")
+            return dg.RunRequest(asset_selection=selection, tags={"mnist/trigger": "schedule"})
+
+    except dg.DagsterInvalidDefinitionError as error:
+        raise settings.ConfigurationError(
+            f"{source}: expected a cron expression of 5 fields, e.g. '{settings.DEFAULT_RETRAIN_CRON}' "
+            f"(Mondays at 03:00), found {cron!r}"
+        ) from error
+    return weekly_retraining
 
 
 @dg.sensor(
