@@ -85,7 +85,7 @@ def test_importing_definitions_does_not_import_tensorflow_keras_matplotlib_or_pa
 
 
 def test_unknown_environment_is_rejected():
-    with pytest.raises(ValueError, match=r"MNIST_PIPELINE_ENV: expected one of \['local', 'offline'\], found 'cloud'"):
+    with pytest.raises(ValueError, match=r"MNIST_PIPELINE_ENV: expected one of \['cluster', 'local', 'offline'\], found 'cloud'"):
         resources_for_env("cloud")
 
 
