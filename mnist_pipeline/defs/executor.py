@@ -17,6 +17,7 @@ are read then. dagster-celery (the `cluster` extra) is imported only for
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping
 
 import dagster as dg
@@ -101,6 +102,9 @@ def pipeline_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
         if not runs_on_celery_workers():
             return dg.in_process_executor.executor_creation_fn(init_context)
         celery_executor = _celery_executor_definition()
+        # dagster-celery registers its task again for every step it submits (dagster_celery/executor.py,
+        # _submit_task) and Celery warns each time; the first registration is the one used, so it says nothing.
+        warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
         celery_context = dg.InitExecutorContext(
             job=init_context.job,
             executor_def=celery_executor,
