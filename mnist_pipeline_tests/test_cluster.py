@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
@@ -135,6 +136,7 @@ def test_up_from_nothing_starts_every_component_and_status_reports_each_up(clust
 
 def test_env_prints_the_variables_a_shell_needs(cluster, cluster_env):
     home, _ = cluster
+    celery_config = yaml.safe_load((home / "celery.yaml").read_text())["execution"]["config"]
     assert cluster_env == {
         "DAGSTER_HOME": str(home / "dagster_home"),
         "MNIST_PIPELINE_ENV": "cluster",
@@ -143,9 +145,14 @@ def test_env_prints_the_variables_a_shell_needs(cluster, cluster_env):
         "AWS_ACCESS_KEY_ID": cluster_env["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": cluster_env["AWS_SECRET_ACCESS_KEY"],
         "AWS_REGION": "us-east-1",
+        # What the runs' executor sends the steps through: the broker and backend the workers use (celery.yaml).
+        "MNIST_CELERY_BROKER_URL": celery_config["broker"],
+        "MNIST_CELERY_BACKEND_URL": celery_config["backend"],
     }
     # Generated per cluster home, not a well-known default.
     assert len(cluster_env["AWS_SECRET_ACCESS_KEY"]) == 32
+    assert re.fullmatch(rf"redis://:[0-9a-f]{{32}}@127\.0\.0\.1:{PORT_BASE + 2}/0", cluster_env["MNIST_CELERY_BROKER_URL"])
+    assert cluster_env["MNIST_CELERY_BACKEND_URL"] == cluster_env["MNIST_CELERY_BROKER_URL"][:-1] + "1"
 
 
 def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s3_compute_logs(cluster_env):
