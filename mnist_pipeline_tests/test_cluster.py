@@ -12,7 +12,9 @@ Deselect with -m "not cluster".
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +24,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
+
+from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
 pytestmark = pytest.mark.cluster
 
@@ -36,8 +41,8 @@ COMPONENTS = ["postgresql", "redis", "seaweedfs", "worker-dagster", "worker-trai
 PROCESS_COMPONENTS = [name for name in COMPONENTS if name != "postgresql"]  # pg_ctl manages PostgreSQL
 
 
-def run_cluster(command: str, home: Path, *, check: bool = True, port_base: int = PORT_BASE):
-    env = {**os.environ, "MNIST_CLUSTER_HOME": str(home), "MNIST_CLUSTER_PORT_BASE": str(port_base)}
+def run_cluster(command: str, home: Path, *, check: bool = True, port_base: int = PORT_BASE, env: dict[str, str] | None = None):
+    env = {**os.environ, **(env or {}), "MNIST_CLUSTER_HOME": str(home), "MNIST_CLUSTER_PORT_BASE": str(port_base)}
     result = subprocess.run(
         [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=1200, cwd=REPO
     )
@@ -82,13 +87,24 @@ def python_with_cluster_env(code: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
+def pipeline_settings(home: Path) -> dict[str, str]:
+    """The pipeline's settings for the workers and the run: the synthetic data set, storage in the cluster home, no gate."""
+    return {
+        "MNIST_DATA_DIR": str(home / "idx"),
+        "MNIST_PIPELINE_HOME": str(home / "pipeline_home"),
+        "MNIST_MIN_TEST_ACCURACY": "0",
+    }
+
+
 @pytest.fixture(scope="module")
 def cluster():
     # Not under pytest's tmp_path: the postgres user must be able to reach the data directory.
     home = Path(tempfile.mkdtemp(prefix="mnist-cluster-test-"))
     home.chmod(0o755)
     try:
-        first_up = run_cluster("up", home)
+        # The workers run the steps, and read the pipeline's settings from the environment `up` ran in.
+        write_idx_dir(make_dataset(), home / "idx")
+        first_up = run_cluster("up", home, env=pipeline_settings(home))
         yield home, first_up
     finally:
         run_cluster("down", home, check=False)
@@ -120,6 +136,7 @@ def test_up_from_nothing_starts_every_component_and_status_reports_each_up(clust
 
 def test_env_prints_the_variables_a_shell_needs(cluster, cluster_env):
     home, _ = cluster
+    celery_config = yaml.safe_load((home / "celery.yaml").read_text())["execution"]["config"]
     assert cluster_env == {
         "DAGSTER_HOME": str(home / "dagster_home"),
         "MNIST_PIPELINE_ENV": "cluster",
@@ -128,9 +145,14 @@ def test_env_prints_the_variables_a_shell_needs(cluster, cluster_env):
         "AWS_ACCESS_KEY_ID": cluster_env["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": cluster_env["AWS_SECRET_ACCESS_KEY"],
         "AWS_REGION": "us-east-1",
+        # What the runs' executor sends the steps through: the broker and backend the workers use (celery.yaml).
+        "MNIST_CELERY_BROKER_URL": celery_config["broker"],
+        "MNIST_CELERY_BACKEND_URL": celery_config["backend"],
     }
     # Generated per cluster home, not a well-known default.
     assert len(cluster_env["AWS_SECRET_ACCESS_KEY"]) == 32
+    assert re.fullmatch(rf"redis://:[0-9a-f]{{32}}@127\.0\.0\.1:{PORT_BASE + 2}/0", cluster_env["MNIST_CELERY_BROKER_URL"])
+    assert cluster_env["MNIST_CELERY_BACKEND_URL"] == cluster_env["MNIST_CELERY_BROKER_URL"][:-1] + "1"
 
 
 def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s3_compute_logs(cluster_env):
@@ -234,6 +256,66 @@ def test_redis_answers_and_a_worker_consumes_each_queue(cluster):
         {},
     )
     assert output.splitlines() == ["True", "dagster dagster", "training training"]
+
+
+STEP_EVENTS_READ_FROM_POSTGRESQL = """
+import json
+import sys
+import dagster as dg
+
+run = dg.DagsterInstance.get().get_run_by_id(sys.argv[1])
+steps, run_pids = {}, set()
+for entry in dg.DagsterInstance.get().all_logs(run.run_id):
+    event = entry.dagster_event
+    if event is None:
+        continue
+    if event.event_type == dg.DagsterEventType.RUN_START:
+        run_pids.add(event.pid)
+    elif event.step_key and event.event_type == dg.DagsterEventType.STEP_START:
+        steps.setdefault(event.step_key, {})["pid"] = event.pid
+    elif event.step_key and event.is_engine_event and "Celery worker" in event.engine_event_data.metadata:
+        # dagster-celery's task reports the worker (its node name, <queue>@<host>) that took the step.
+        steps.setdefault(event.step_key, {})["worker"] = event.engine_event_data.metadata["Celery worker"].value
+print(json.dumps({"status": run.status.value, "tags": dict(run.tags), "run_pids": sorted(run_pids), "steps": steps}))
+"""
+
+
+def preloaded_pids(home: Path, queue: str) -> list[int]:
+    """The pool processes of a queue's worker that imported TensorFlow and the code location (mnist_pipeline/cluster/worker.py)."""
+    log = (home / "logs" / f"worker-{queue}.log").read_text()
+    return [int(pid) for pid in re.findall(r"mnist_pipeline preloaded TensorFlow \S+, Keras \S+ and the code location in pid (\d+)", log)]
+
+
+def test_mnist_pipeline_run_executes_every_step_on_a_worker_and_trains_on_the_training_queue(cluster, cluster_env):
+    """The user's path: `eval "$(scripts/cluster env)"; mnist-pipeline run`; then the run's events, read from PostgreSQL."""
+    home, _ = cluster
+    env = {**os.environ, **cluster_env, **pipeline_settings(home)}
+    command = [str(REPO / ".venv" / "bin" / "mnist-pipeline"), "run", "--epochs", "1", "--json", str(home / "run.json")]
+    with subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
+        output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, output
+    assert "already registered" not in output  # dagster-celery's task registered again per step: filtered (defs/executor.py)
+    run_id = json.loads((home / "run.json").read_text())["run_id"]
+    events = json.loads(
+        subprocess.run(
+            [str(PYTHON), "-c", STEP_EVENTS_READ_FROM_POSTGRESQL, run_id],
+            env={**os.environ, **cluster_env}, capture_output=True, text=True, timeout=300, cwd=REPO, check=True,
+        ).stdout
+    )
+    assert events["status"] == "SUCCESS"
+    assert events["tags"]["mnist_pipeline/training"] == "true"  # what the cluster's run queue limits
+    assert events["run_pids"] == [run.pid]  # the run was orchestrated by the command's own process
+    steps = events["steps"]
+    assert {"hyperparameters", "raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics",
+            "predictions_table", "digit_plots", "production_model"} <= set(steps)
+
+    # Each worker loaded TensorFlow once, in its one pool process, which then ran every step of its queue.
+    dagster_pid, = preloaded_pids(home, "dagster")
+    training_pid, = preloaded_pids(home, "training")
+    training = steps.pop("trained_model")
+    assert (training["worker"].split("@")[0], training["pid"]) == ("training", training_pid)
+    assert {(step["worker"].split("@")[0], step["pid"]) for step in steps.values()} == {("dagster", dagster_pid)}, steps
+    assert run.pid not in {dagster_pid, training_pid}
 
 
 def test_up_a_second_time_is_a_no_op(cluster):

@@ -14,6 +14,7 @@ from mnist_pipeline.defs.data.assets import raw_mnist, scaled_mnist
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets, defs
+from mnist_pipeline.defs.executor import pipeline_executor
 from mnist_pipeline.defs.jobs import full_pipeline_job
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline.defs.resources import resources_for_env, storage_resources
@@ -69,9 +70,9 @@ def test_every_asset_and_source_has_a_group_a_description_and_an_owner():
         assert node.owners == ["team:ml-platform"], f"{name}: owners {node.owners}"
 
 
-def test_full_job_runs_in_process():
+def test_full_job_runs_on_the_pipeline_executor():
     job = defs().resolve_job_def(full_pipeline_job.name)
-    assert job.executor_def is dg.in_process_executor
+    assert job.executor_def is pipeline_executor  # in-process unless MNIST_PIPELINE_ENV=cluster (test_executor.py)
 
 
 def test_importing_definitions_does_not_import_tensorflow_keras_matplotlib_or_pandas():
@@ -85,7 +86,7 @@ def test_importing_definitions_does_not_import_tensorflow_keras_matplotlib_or_pa
 
 
 def test_unknown_environment_is_rejected():
-    with pytest.raises(ValueError, match=r"MNIST_PIPELINE_ENV: expected one of \['local', 'offline'\], found 'cloud'"):
+    with pytest.raises(ValueError, match=r"MNIST_PIPELINE_ENV: expected one of \['cluster', 'local', 'offline'\], found 'cloud'"):
         resources_for_env("cloud")
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.definitions import all_assets, defs
+from mnist_pipeline.defs.executor import pipeline_executor
 from mnist_pipeline.defs.jobs import JOBS
 from mnist_pipeline.defs.model.config import Hyperparameters, hyperparameters_run_config
 from mnist_pipeline.ml.model.presets import PRESETS
@@ -36,10 +37,10 @@ def test_definitions_offer_the_launchpad_jobs():
 
 
 @pytest.mark.parametrize("name, expected", sorted(SELECTIONS.items()))
-def test_each_job_selects_its_assets_and_runs_in_process(name, expected):
+def test_each_job_selects_its_assets_and_runs_on_the_pipeline_executor(name, expected):
     job = defs().resolve_job_def(name)
     assert selected_assets(job) == expected
-    assert job.executor_def is dg.in_process_executor
+    assert job.executor_def is pipeline_executor  # in-process unless MNIST_PIPELINE_ENV=cluster (test_executor.py)
     assert job.description
 
 

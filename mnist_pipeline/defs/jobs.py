@@ -10,30 +10,36 @@
 graph, or `mnist-pipeline update` (defs/automation/what_changed.py).
 
 The Launchpad opens each with the hyperparameter defaults (model/config.py).
-All run in one process: a process per step would pay a TensorFlow import per step.
+Their steps run where MNIST_PIPELINE_ENV says (defs/executor.py, set for every
+job in definitions.py): in the run's process, or on the cluster's Celery workers.
+The jobs that train carry TRAINING_RUN_TAG, which the cluster's run queue limits
+to one run at a time (scripts/cluster writes the limit into its dagster.yaml).
 """
 
 import dagster as dg
+
+# A run tag key, not a value: the cluster's QueuedRunCoordinator counts every run that has it.
+TRAINING_RUN_TAG = "mnist_pipeline/training"
+TRAINS = {TRAINING_RUN_TAG: "true"}
 
 full_pipeline_job = dg.define_asset_job(
     name="mnist_full_pipeline",
     # Sources included: every full run observes the MNIST files first, so lineage records what it read.
     selection=dg.AssetSelection.all() | dg.AssetSelection.assets("mnist_files"),
-    executor_def=dg.in_process_executor,
+    tags=TRAINS,
     description="Observe the MNIST files, then materialize every asset: load, train, evaluate, predict, plot.",
 )
 
 observe_sources_job = dg.define_asset_job(
     name="mnist_observe_sources",
     selection=dg.AssetSelection.assets("mnist_files"),
-    executor_def=dg.in_process_executor,
     description="Record the MNIST files' data version, so new or changed files mark their assets unsynced.",
 )
 
 train_evaluate_report_job = dg.define_asset_job(
     name="mnist_train_evaluate_report",
     selection=dg.AssetSelection.assets("hyperparameters").downstream(),
-    executor_def=dg.in_process_executor,
+    tags=TRAINS,
     description=(
         "Set the hyperparameters, rebuild and retrain the model on the stored data, then evaluate, "
         "predict and plot again. The data assets are not recomputed."
@@ -43,14 +49,12 @@ train_evaluate_report_job = dg.define_asset_job(
 predictions_and_plots_job = dg.define_asset_job(
     name="mnist_predictions_and_plots",
     selection=dg.AssetSelection.assets("predictions_table", "digit_plots"),
-    executor_def=dg.in_process_executor,
     description="Rebuild the predictions table and the plots from the stored model, data and metrics; no training.",
 )
 
 promote_model_job = dg.define_asset_job(
     name="mnist_promote_model",
     selection=dg.AssetSelection.assets("production_model"),
-    executor_def=dg.in_process_executor,
     description=(
         "Serve a registered model version: set production_model's config (version, reason). Its files are "
         "verified and its recorded evaluation must pass the accuracy gate. `mnist-pipeline models promote` runs this."

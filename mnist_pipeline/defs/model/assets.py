@@ -14,7 +14,7 @@ from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
 from mnist_pipeline.defs.io_managers import verified_data_version
 from mnist_pipeline.defs.model.resources import TrainingCheckpoints
-
+from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
 
 
 @dg.asset(
@@ -76,6 +76,8 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
     io_manager_key="registry_model_io_manager",
     kinds={"keras", "tensorflow"},
     code_version=code_version(__name__, "trained_model"),
+    # On the cluster, to the Celery queue `training` (defs/executor.py); elsewhere the tag changes nothing.
+    op_tags=TRAINING_STEP_TAGS,
 )
 def trained_model(
     context: dg.AssetExecutionContext,
