@@ -26,7 +26,7 @@ from pathlib import Path
 
 HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
 # The variables that say where a run's history and files are: a command printed for pasting carries those set.
-LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_DIR", "MNIST_CACHE_DIR", "MNIST_DATA_DIR", "MNIST_PIPELINE_ENV")
+LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_URL", "MNIST_STORAGE_DIR", "MNIST_CACHE_DIR", "MNIST_DATA_DIR", "MNIST_PIPELINE_ENV")
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
