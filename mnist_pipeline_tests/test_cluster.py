@@ -1,10 +1,10 @@
 """scripts/cluster: the multi-machine deployment's infrastructure, stood up for real on this machine.
 
-One cluster for the module (in a temporary MNIST_CLUSTER_HOME, on its own port block so that a
-cluster the user runs on the default ports is left alone): `up` from nothing, then each component
-is checked through its own client, then a second `up` is a no-op, then `down` leaves no listener
-and no process. The module's finalizer runs `down` whatever happened, so a failing test never
-leaves the cluster running.
+One cluster for the session (conftest.py's `cluster_home`, a temporary MNIST_CLUSTER_HOME, on its
+own port block so that a cluster the user runs on the default ports is left alone): `up` from
+nothing, then each component is checked through its own client, then a second `up` is a no-op,
+then `down` leaves no listener and no process. The session's finalizer runs `down` whatever
+happened, so a failing test never leaves the cluster running.
 
 The first `up` on a fresh machine installs PostgreSQL and Redis (apt-get) and the `cluster` extra.
 Deselect with -m "not cluster".
@@ -13,10 +13,8 @@ Deselect with -m "not cluster".
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -25,25 +23,13 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "cluster"
+from mnist_pipeline_tests.cluster_support import PORT_BASE, REPO, SCRIPT, run_cluster
+from mnist_pipeline_tests.cluster_support import cluster_env as exported_env
+
 PYTHON = REPO / ".venv" / "bin" / "python"
-# Not the script's default (47300), so a user's own cluster keeps running; movable, so that two
-# checkouts can run this module at once.
-PORT_BASE = int(os.environ.get("MNIST_TEST_CLUSTER_PORT_BASE", "47400"))
 PORTS = range(PORT_BASE, PORT_BASE + 11)
 COMPONENTS = ["postgresql", "redis", "seaweedfs", "worker-dagster", "worker-training", "daemon", "webserver"]
 PROCESS_COMPONENTS = [name for name in COMPONENTS if name != "postgresql"]  # pg_ctl manages PostgreSQL
-
-
-def run_cluster(command: str, home: Path, *, check: bool = True, port_base: int = PORT_BASE):
-    env = {**os.environ, "MNIST_CLUSTER_HOME": str(home), "MNIST_CLUSTER_PORT_BASE": str(port_base)}
-    result = subprocess.run(
-        [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=1200, cwd=REPO
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"scripts/cluster {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def listening(port: int) -> bool:
@@ -83,29 +69,16 @@ def python_with_cluster_env(code: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    # Not under pytest's tmp_path: the postgres user must be able to reach the data directory.
-    home = Path(tempfile.mkdtemp(prefix="mnist-cluster-test-"))
-    home.chmod(0o755)
-    try:
-        first_up = run_cluster("up", home)
-        yield home, first_up
-    finally:
-        run_cluster("down", home, check=False)
-        shutil.rmtree(home, ignore_errors=True)
+def cluster(cluster_home):
+    first_up = run_cluster("up", cluster_home)
+    yield cluster_home, first_up
 
 
 @pytest.fixture(scope="module")
 def cluster_env(cluster) -> dict[str, str]:
     """The variables `scripts/cluster env` exports."""
     home, _ = cluster
-    output = run_cluster("env", home).stdout
-    env = {}
-    for line in output.splitlines():
-        assert line.startswith("export "), line
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
-    return env
+    return exported_env(home)
 
 
 def test_up_from_nothing_starts_every_component_and_status_reports_each_up(cluster):

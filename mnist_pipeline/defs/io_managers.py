@@ -133,6 +133,10 @@ class FileIOManager(dg.ConfigurableIOManager):
     def path_for(self, asset_key: dg.AssetKey) -> StoragePath:
         return self.storage_dir().joinpath(*asset_key.path).with_suffix(self.extension)
 
+    def stored_at(self, path: StoragePath) -> StoragePath:
+        """Where the artifact of `path` is to hash and read: `path` itself, but for a published directory."""
+        return path
+
     def dump(self, obj: Any, path: Path) -> None:
         """Write `obj` to `path`, a local (temporary) file."""
         raise NotImplementedError
@@ -155,7 +159,7 @@ class FileIOManager(dg.ConfigurableIOManager):
 
     def publish(self, obj: Any, path: StoragePath) -> str:
         """Write `obj` to `path` atomically, then record its SHA-256 beside it; returns the SHA-256."""
-        sha256 = self.write(obj, path) or stored_sha256(path)
+        sha256 = self.write(obj, path) or stored_sha256(self.stored_at(path))
         write_record(path, sha256, file=path.name, written_at=time.time())
         return sha256
 
@@ -193,7 +197,7 @@ class FileIOManager(dg.ConfigurableIOManager):
             expected = recorded_sha256(path)
         except IntegrityError as error:
             raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
-        if not path.exists():
+        if not self.stored_at(path).exists():
             if expected is None:
                 raise ArtifactMissingError(f"{path}: expected {what}, found no file. Materialize '{name}' first.")
             raise ArtifactMissingError(f"{path}: expected {what} with SHA-256 {expected}, found no file. {rebuild_hint(name)}")
@@ -211,7 +215,7 @@ class FileIOManager(dg.ConfigurableIOManager):
                 f"{rebuild_hint(name)}"
             )
         try:
-            verify_stored(path, expected, what=what)
+            verify_stored(self.stored_at(path), expected, what=what)
         except IntegrityError as error:
             raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
         return path
@@ -284,11 +288,15 @@ class PngDirectoryIOManager(FileIOManager):
         """Publish the PNGs as one directory; None, so `publish` hashes what was published (a few small files)."""
         atomic_publish_directory(path, {f"{name}.png": content for name, content in obj.items()})
 
+    def stored_at(self, path: StoragePath) -> StoragePath:
+        """The published version's directory (on a local disk, the symbolic link at `path` leads there itself)."""
+        return published_directory(path)
+
     def file_metadata(self, obj: dict[str, bytes], path: StoragePath) -> dict[str, dg.MetadataValue]:
-        return {f"{name}_path": dg.MetadataValue.path(str(published_directory(path) / f"{name}.png")) for name in obj}
+        return {f"{name}_path": dg.MetadataValue.path(str(self.stored_at(path) / f"{name}.png")) for name in obj}
 
     def load(self, path: StoragePath) -> dict[str, bytes]:
-        return {png.stem: png.read_bytes() for png in sorted(published_directory(path).glob("*.png"), key=lambda png: png.name)}
+        return {png.stem: png.read_bytes() for png in sorted(self.stored_at(path).glob("*.png"), key=lambda png: png.name)}
 
 
 class RegistryModelIOManager(JsonIOManager):

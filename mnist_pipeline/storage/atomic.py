@@ -170,7 +170,9 @@ def published_directory(target: StoragePath) -> StoragePath:
 
 
 def _versions_dir(target: StoragePath) -> StoragePath:
-    return target.parent / f"{target.name}.versions"
+    # Not `.versions` in an object store: SeaweedFS keeps S3 object versions under names ending so, and
+    # leaves them out of every listing (found by test_object_store.py: the plots were there but unlisted).
+    return target.parent / f"{target.name}.{'sets' if is_remote(target) else 'versions'}"
 
 
 def atomic_publish_directory(target: StoragePath, files: dict[str, bytes]) -> StoragePath:
@@ -178,8 +180,9 @@ def atomic_publish_directory(target: StoragePath, files: dict[str, bytes]) -> St
 
     The files go to `<target>.versions/<content hash>/`; `target` is a symbolic
     link switched to it by one rename. Earlier versions stay where they were.
-    In an object store, the pointer object `<target>.published.json` names the
-    version instead, written after every file of it (`published_directory`).
+    In an object store, they go to `<target>.sets/<content hash>/`, and the
+    pointer object `<target>.published.json` names the version instead, written
+    after every file of it (`published_directory`).
     """
     digest = hashlib.sha256()
     for name in sorted(files):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.storage.atomic import atomic_write_json, local_copy, published_directory
+from mnist_pipeline.storage.atomic import atomic_write_json, local_copy
 from mnist_pipeline.storage.location import StoragePath, is_remote
 
 CHUNK_BYTES = 1 << 20
@@ -149,14 +149,12 @@ def directory_sha256(path: StoragePath) -> str:
 
 
 def stored_sha256(path: StoragePath) -> str:
-    """SHA-256 of a stored file, or of a (published: storage/atomic.py) directory of files."""
-    path = published_directory(path)
+    """SHA-256 of a stored file, or of a directory of files."""
     return directory_sha256(path) if path.is_dir() else stored_file_sha256(path)
 
 
 def verify_stored(path: StoragePath, expected_sha256: str, *, what: str) -> None:
     """Like `verify_file`, for a file or a directory of files; IntegrityError unless `path` has `expected_sha256`."""
-    path = published_directory(path)
     if not path.exists():
         raise IntegrityError(f"{path}: expected {what} with SHA-256 {expected_sha256}, found nothing there")
     found = stored_sha256(path)
