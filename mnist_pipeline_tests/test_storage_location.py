@@ -5,6 +5,8 @@ Fast and local: no object store is contacted (a UPath is only a name until it is
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from mnist_pipeline.defs.io_managers import NpzIOManager
 from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.defs.resources import storage_resources
 from mnist_pipeline.paths import default_storage_dir
+from mnist_pipeline.registry.retention import PruneUnsupportedError, StorageLocations, prune
+from mnist_pipeline.registry.store import ModelRegistry
 from mnist_pipeline.storage.location import StorageLocationError, is_remote, storage_location
 
 EXPECTED = "expected a local directory or an S3 URL of the form s3://bucket/prefix"
@@ -86,3 +90,38 @@ def test_an_s3_url_without_s3fs_installed_names_the_cluster_extra(monkeypatch):
         "found them not installed ("
     )
     assert message.endswith("); install the `cluster` extra: .venv/bin/pip install -e '.[cluster]' (scripts/cluster up installs it)")
+
+
+def test_models_prune_refuses_an_object_store_naming_it_before_touching_anything(tmp_path):
+    remote = storage_location("s3://mnist-bucket/prefix", "test")
+    locations = StorageLocations(
+        registry=ModelRegistry(remote / "model_registry"),
+        production_pointer=remote / "production_model.json",
+        evaluation_metrics=remote / "evaluation_metrics.json",
+        published_dir=remote,
+        checkpoints_dir=remote / "training_checkpoints",
+    )
+    with pytest.raises(PruneUnsupportedError) as raised:
+        prune(locations, dry_run=True)
+    assert str(raised.value) == (
+        "s3://mnist-bucket/prefix/model_registry: expected a local storage directory, found an object-store location: "
+        "`models prune` does not prune an object store yet; use the bucket's lifecycle rules or delete old versions by hand"
+    )
+
+
+def test_the_models_prune_command_refuses_an_object_store_in_one_line(tmp_path):
+    env = {**os.environ, "MNIST_PIPELINE_HOME": str(tmp_path / "home"), "MNIST_STORAGE_URL": "s3://mnist-bucket/prefix"}
+    pruned = subprocess.run(
+        [sys.executable, "-m", "mnist_pipeline", "models", "prune", "--dry-run"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert pruned.returncode == 1, pruned.stderr[-2000:]
+    # With the cluster extra installed: prune's refusal; without it: the location's, naming the extra.
+    last_line = pruned.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("Refused: ") and "s3://mnist-bucket/prefix" in last_line, pruned.stderr[-2000:]
+
+
+def test_a_command_with_a_malformed_storage_url_says_so_in_one_line(tmp_path):
+    env = {**os.environ, "MNIST_PIPELINE_HOME": str(tmp_path / "home"), "MNIST_STORAGE_URL": "gs://bucket/prefix"}
+    listed = subprocess.run([sys.executable, "-m", "mnist_pipeline", "models", "list"], env=env, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 1
+    assert listed.stderr.strip() == f"Refused: MNIST_STORAGE_URL: {EXPECTED}, found 'gs://bucket/prefix' (scheme 'gs' is not supported)"
