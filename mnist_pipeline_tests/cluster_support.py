@@ -1,8 +1,8 @@
 """Running scripts/cluster from the tests: shared by test_cluster.py and the object-store tests (through conftest.py).
 
-One cluster home per test session (conftest.py's `cluster_home`): each module that needs the cluster
-runs `up` on it (a no-op when it is already running, a restart after test_cluster.py's `down` test),
-and the session's finalizer runs `down` whatever happened, so a failing test never leaves it running.
+One cluster per test session (conftest.py's `cluster_home`, started once by `cluster_up`): the test
+that stops it (marked `stops_cluster`) runs after every other test, and the session's finalizer runs
+`down` whatever happened, so a failing test never leaves it running.
 """
 
 from __future__ import annotations

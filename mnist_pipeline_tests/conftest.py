@@ -70,6 +70,27 @@ def open_instance(monkeypatch):
     return open_at
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that use the session's cluster run as one block, where the first of them was, and those
+    marked `stops_cluster` (test_cluster.py's `down` test) end it: the block shares one `up` (cluster_up),
+    and the cluster's processes do not keep running through the rest of the suite."""
+    using = [item for item in items if "cluster_home" in getattr(item, "fixturenames", ())]
+    if not using:
+        return
+    first = items.index(using[0])
+    block = [item for item in using if not item.get_closest_marker("stops_cluster")]
+    block += [item for item in using if item.get_closest_marker("stops_cluster")]
+    in_block = {id(item) for item in block}
+    rest = [item for item in items if id(item) not in in_block]
+    items[:] = rest[:first] + block + rest[first:]
+
+
+@pytest.fixture(scope="session")
+def cluster_up(cluster_home):
+    """The session's cluster, started (or found running) once: the output of its `up`."""
+    return run_cluster("up", cluster_home)
+
+
 @pytest.fixture(scope="session")
 def cluster_home():
     """One scripts/cluster home for the session's cluster tests (cluster_support.py); `down` at the session's end.

@@ -3,8 +3,9 @@
 One cluster for the session (conftest.py's `cluster_home`, a temporary MNIST_CLUSTER_HOME, on its
 own port block so that a cluster the user runs on the default ports is left alone): `up` from
 nothing, then each component is checked through its own client, then a second `up` is a no-op,
-then `down` leaves no listener and no process. The session's finalizer runs `down` whatever
-happened, so a failing test never leaves the cluster running.
+then `down` (run after every other cluster test of the session: marked `stops_cluster`) leaves
+no listener and no process. The session's finalizer runs `down` whatever happened, so a failing
+test never leaves the cluster running.
 
 The first `up` on a fresh machine installs PostgreSQL and Redis (apt-get) and the `cluster` extra.
 Deselect with -m "not cluster".
@@ -69,9 +70,8 @@ def python_with_cluster_env(code: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(cluster_home):
-    first_up = run_cluster("up", cluster_home)
-    yield cluster_home, first_up
+def cluster(cluster_home, cluster_up):
+    return cluster_home, cluster_up
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +220,7 @@ def test_up_a_second_time_is_a_no_op(cluster):
     assert {name: (home / "run" / f"{name}.pid").read_text() for name in PROCESS_COMPONENTS} == pids_before
 
 
+@pytest.mark.stops_cluster
 def test_down_leaves_no_listener_and_no_process_and_can_run_twice(cluster):
     home, _ = cluster
     assert all(listening(port) for port in PORTS)  # every port of the block was in use

@@ -31,7 +31,7 @@ from mnist_pipeline.definitions import all_assets, all_checks
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.registry.store import MODEL_FILE, DamagedFileError, ModelRegistry
 from mnist_pipeline.storage.location import storage_location
-from mnist_pipeline_tests.cluster_support import cluster_env, run_cluster
+from mnist_pipeline_tests.cluster_support import cluster_env
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_io_managers import fetch, store, tiny_model
 
@@ -41,9 +41,8 @@ S3_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 
 
 @pytest.fixture(scope="module")
-def object_store(cluster_home) -> dict[str, str]:
+def object_store(cluster_home, cluster_up) -> dict[str, str]:
     """The cluster's S3 variables and its storage URL (s3://<bucket>/<prefix>), the cluster up."""
-    run_cluster("up", cluster_home)
     return cluster_env(cluster_home)
 
 
