@@ -4,10 +4,10 @@
 
 Every write is atomic (temporary file, then rename; in an object store, one
 PUT of the finished file: storage/atomic.py), so a failed or killed run leaves
-the previous artifact whole. `base_dir` (or MNIST_STORAGE_URL) may be an
-s3://bucket/prefix: the same files, the same records, in the object store. Nothing is pickled: arrays are .npz
-read with allow_pickle=False, models .keras read with safe_mode=True, tables
-Parquet, metrics JSON, plots PNG.
+the previous artifact whole. Nothing is pickled: arrays are .npz read with
+allow_pickle=False, models .keras read with safe_mode=True, tables Parquet,
+metrics JSON, plots PNG. `base_dir` (or MNIST_STORAGE_URL) may be an
+s3://bucket/prefix: the same files and records, in the object store.
 
 Two assets keep more than their one file. trained_model is stored once, in
 the model registry by version (RegistryModelIOManager); its own file,
