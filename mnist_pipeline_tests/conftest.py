@@ -8,6 +8,8 @@ the real MNIST cache, which is located before that override.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +17,7 @@ import pytest
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.paths import default_cache_dir
+from mnist_pipeline_tests.cluster_support import pipeline_settings, run_cluster
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,7 +30,7 @@ REAL_MNIST_CACHE = Path(os.environ.get("MNIST_CACHE_DIR") or default_cache_dir()
 def isolated_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "pipeline_home"
     monkeypatch.setenv("MNIST_PIPELINE_HOME", str(home))
-    for name in ("MNIST_DATA_DIR", "MNIST_CACHE_DIR", "MNIST_STORAGE_DIR", "MNIST_PIPELINE_ENV"):
+    for name in ("MNIST_DATA_DIR", "MNIST_CACHE_DIR", "MNIST_STORAGE_DIR", "MNIST_STORAGE_URL", "MNIST_PIPELINE_ENV"):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -65,3 +68,47 @@ def open_instance(monkeypatch):
         return dg.DagsterInstance.get()
 
     return open_at
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that use the session's cluster run as one block, where the first of them was, and those
+    marked `stops_cluster` (test_cluster.py's `down` test) end it: the block shares one `up` (cluster_up),
+    and the cluster's processes do not keep running through the rest of the suite."""
+    using = [item for item in items if "cluster_home" in getattr(item, "fixturenames", ())]
+    if not using:
+        return
+    first = items.index(using[0])
+    block = [item for item in using if not item.get_closest_marker("stops_cluster")]
+    block += [item for item in using if item.get_closest_marker("stops_cluster")]
+    in_block = {id(item) for item in block}
+    rest = [item for item in items if id(item) not in in_block]
+    items[:] = rest[:first] + block + rest[first:]
+
+
+@pytest.fixture(scope="session")
+def cluster_up(cluster_home):
+    """The session's cluster, started (or found running) once: the output of its `up`.
+
+    Its workers run the pipeline's steps with the settings of `pipeline_settings` (a synthetic data set)."""
+    write_idx_dir(make_dataset(), cluster_home / "idx")
+    return run_cluster("up", cluster_home, env=pipeline_settings(cluster_home))
+
+
+@pytest.fixture(scope="session")
+def cluster_home():
+    """One scripts/cluster home for the session's cluster tests (cluster_support.py); `down` at the session's end.
+
+    $MNIST_TEST_CLUSTER_HOME, if set, names a cluster home to reuse as it is (started by hand on the
+    test port block, to iterate on tests without a cluster start each time): it is left running.
+    """
+    if os.environ.get("MNIST_TEST_CLUSTER_HOME"):
+        yield Path(os.environ["MNIST_TEST_CLUSTER_HOME"])
+        return
+    # Not under pytest's tmp_path: the postgres user must be able to reach the data directory.
+    home = Path(tempfile.mkdtemp(prefix="mnist-cluster-test-"))
+    home.chmod(0o755)
+    try:
+        yield home
+    finally:
+        run_cluster("down", home, check=False)
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,10 +1,11 @@
 """scripts/cluster: the multi-machine deployment's infrastructure, stood up for real on this machine.
 
-One cluster for the module (in a temporary MNIST_CLUSTER_HOME, on its own port block so that a
-cluster the user runs on the default ports is left alone): `up` from nothing, then each component
-is checked through its own client, then a second `up` is a no-op, then `down` leaves no listener
-and no process. The module's finalizer runs `down` whatever happened, so a failing test never
-leaves the cluster running.
+One cluster for the session (conftest.py's `cluster_home`, a temporary MNIST_CLUSTER_HOME, on its
+own port block so that a cluster the user runs on the default ports is left alone): `up` from
+nothing, then each component is checked through its own client, then a second `up` is a no-op,
+then `down` (run after every other cluster test of the session: marked `stops_cluster`) leaves
+no listener and no process. The session's finalizer runs `down` whatever happened, so a failing
+test never leaves the cluster running.
 
 The first `up` on a fresh machine installs PostgreSQL and Redis (apt-get) and the `cluster` extra.
 Deselect with -m "not cluster".
@@ -15,10 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -26,29 +25,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "cluster"
+from mnist_pipeline_tests.cluster_support import PORT_BASE, REPO, SCRIPT, pipeline_settings, run_cluster
+from mnist_pipeline_tests.cluster_support import cluster_env as exported_env
+
 PYTHON = REPO / ".venv" / "bin" / "python"
-# Not the script's default (47300), so a user's own cluster keeps running; movable, so that two
-# checkouts can run this module at once.
-PORT_BASE = int(os.environ.get("MNIST_TEST_CLUSTER_PORT_BASE", "47400"))
 PORTS = range(PORT_BASE, PORT_BASE + 11)
 COMPONENTS = ["postgresql", "redis", "seaweedfs", "worker-dagster", "worker-training", "daemon", "webserver"]
 PROCESS_COMPONENTS = [name for name in COMPONENTS if name != "postgresql"]  # pg_ctl manages PostgreSQL
-
-
-def run_cluster(command: str, home: Path, *, check: bool = True, port_base: int = PORT_BASE, env: dict[str, str] | None = None):
-    env = {**os.environ, **(env or {}), "MNIST_CLUSTER_HOME": str(home), "MNIST_CLUSTER_PORT_BASE": str(port_base)}
-    result = subprocess.run(
-        [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=1200, cwd=REPO
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"scripts/cluster {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def listening(port: int) -> bool:
@@ -87,41 +72,16 @@ def python_with_cluster_env(code: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
-def pipeline_settings(home: Path) -> dict[str, str]:
-    """The pipeline's settings for the workers and the run: the synthetic data set, storage in the cluster home, no gate."""
-    return {
-        "MNIST_DATA_DIR": str(home / "idx"),
-        "MNIST_PIPELINE_HOME": str(home / "pipeline_home"),
-        "MNIST_MIN_TEST_ACCURACY": "0",
-    }
-
-
 @pytest.fixture(scope="module")
-def cluster():
-    # Not under pytest's tmp_path: the postgres user must be able to reach the data directory.
-    home = Path(tempfile.mkdtemp(prefix="mnist-cluster-test-"))
-    home.chmod(0o755)
-    try:
-        # The workers run the steps, and read the pipeline's settings from the environment `up` ran in.
-        write_idx_dir(make_dataset(), home / "idx")
-        first_up = run_cluster("up", home, env=pipeline_settings(home))
-        yield home, first_up
-    finally:
-        run_cluster("down", home, check=False)
-        shutil.rmtree(home, ignore_errors=True)
+def cluster(cluster_home, cluster_up):
+    return cluster_home, cluster_up
 
 
 @pytest.fixture(scope="module")
 def cluster_env(cluster) -> dict[str, str]:
     """The variables `scripts/cluster env` exports."""
     home, _ = cluster
-    output = run_cluster("env", home).stdout
-    env = {}
-    for line in output.splitlines():
-        assert line.startswith("export "), line
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
-    return env
+    return exported_env(home)
 
 
 def test_up_from_nothing_starts_every_component_and_status_reports_each_up(cluster):
@@ -303,6 +263,9 @@ def test_mnist_pipeline_run_executes_every_step_on_a_worker_and_trains_on_the_tr
         ).stdout
     )
     assert events["status"] == "SUCCESS"
+    # Every artifact the run reports is in the object store, none on the disk of a process that ran a step.
+    paths = json.loads((home / "run.json").read_text())["paths"]
+    assert paths and all(str(path).startswith(cluster_env["MNIST_STORAGE_URL"] + "/") for path in paths.values()), paths
     assert events["tags"]["mnist_pipeline/training"] == "true"  # what the cluster's run queue limits
     assert events["run_pids"] == [run.pid]  # the run was orchestrated by the command's own process
     steps = events["steps"]
@@ -329,6 +292,7 @@ def test_up_a_second_time_is_a_no_op(cluster):
     assert {name: (home / "run" / f"{name}.pid").read_text() for name in PROCESS_COMPONENTS} == pids_before
 
 
+@pytest.mark.stops_cluster
 def test_down_leaves_no_listener_and_no_process_and_can_run_twice(cluster):
     home, _ = cluster
     assert all(listening(port) for port in PORTS)  # every port of the block was in use

@@ -30,7 +30,7 @@ from mnist_pipeline.cli.process_exit import exit_without_teardown
 
 HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
 # The variables that say where a run's history and files are: a command printed for pasting carries those set.
-LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_DIR", "MNIST_CACHE_DIR", "MNIST_DATA_DIR", "MNIST_PIPELINE_ENV")
+LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_URL", "MNIST_STORAGE_DIR", "MNIST_CACHE_DIR", "MNIST_DATA_DIR", "MNIST_PIPELINE_ENV")
 
 
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
@@ -378,9 +378,13 @@ def models_export(args: argparse.Namespace) -> int:
 def models_prune(args: argparse.Namespace) -> int:
     """Remove old model versions, superseded plot sets and finished checkpoints, by the rules in versioning/retention.py."""
     from mnist_pipeline.defs.resources import resources_for_env, storage_locations
-    from mnist_pipeline.registry.retention import format_bytes, prune
+    from mnist_pipeline.registry.retention import PruneUnsupportedError, format_bytes, prune
 
-    plan = prune(storage_locations(resources_for_env()), keep=args.keep, dry_run=args.dry_run)
+    try:
+        plan = prune(storage_locations(resources_for_env()), keep=args.keep, dry_run=args.dry_run)
+    except PruneUnsupportedError as refused:
+        print(f"Refused: {refused}", file=sys.stderr)
+        return 1
     for entry in plan.kept:
         print(f"Keeping       {entry.what}: {entry.reason}")
     verb = "Would remove" if args.dry_run else "Removed     "
@@ -483,7 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     prune.set_defaults(handler=models_prune)
 
     args = parser.parse_args(argv)
-    return args.handler(args)
+    from mnist_pipeline.storage.location import StorageLocationError
+
+    try:
+        return args.handler(args)
+    except StorageLocationError as error:  # MNIST_STORAGE_URL or a storage field: one line, not a traceback
+        print(f"Refused: {error}", file=sys.stderr)
+        return 1
 
 
 def console_main() -> NoReturn:

@@ -2,10 +2,12 @@
 
     <base_dir>/<asset key path>.<extension>
 
-Every write is atomic (temporary file, then rename), so a failed or killed
-run leaves the previous artifact whole. Nothing is pickled: arrays are .npz
-read with allow_pickle=False, models .keras read with safe_mode=True, tables
-Parquet, metrics JSON, plots PNG.
+Every write is atomic (temporary file, then rename; in an object store, one
+PUT of the finished file: storage/atomic.py), so a failed or killed run leaves
+the previous artifact whole. Nothing is pickled: arrays are .npz read with
+allow_pickle=False, models .keras read with safe_mode=True, tables Parquet,
+metrics JSON, plots PNG. `base_dir` (or MNIST_STORAGE_URL) may be an
+s3://bucket/prefix: the same files and records, in the object store.
 
 Two assets keep more than their one file. trained_model is stored once, in
 the model registry by version (RegistryModelIOManager); its own file,
@@ -37,10 +39,10 @@ from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.model.resources import ModelRegistryResource
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.paths import STORAGE_DIR_RULE, configured_dir, default_storage_dir
+from mnist_pipeline.paths import STORAGE_DIR_RULE, configured_location, default_storage_dir
 from mnist_pipeline.registry.store import MODEL_FILE, RegistryError
 from mnist_pipeline.storage.arrays import load_npz_memory_mapped
-from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write
+from mnist_pipeline.storage.atomic import atomic_publish_directory, atomic_write, local_copy, published_directory
 from mnist_pipeline.storage.integrity import (
     IntegrityError,
     hash_before_publishing,
@@ -51,6 +53,7 @@ from mnist_pipeline.storage.integrity import (
     verify_stored,
     write_record,
 )
+from mnist_pipeline.storage.location import StoragePath, path_from_string
 
 
 class ArtifactMissingError(FileNotFoundError):
@@ -73,7 +76,7 @@ class StorageError(OSError):
 
 
 @contextmanager
-def storage_errors_named(path: Path, asset_key: dg.AssetKey) -> Iterator[None]:
+def storage_errors_named(path: StoragePath, asset_key: dg.AssetKey) -> Iterator[None]:
     """An OSError while writing `asset_key`'s artifact becomes a StorageError naming the directory and the asset."""
     try:
         yield
@@ -107,7 +110,7 @@ def verified_data_version(instance: dg.DagsterInstance, asset_key: dg.AssetKey) 
     if not version or sha256 is None or path is None:
         return None
     try:
-        recorded = recorded_sha256(Path(path.value))
+        recorded = recorded_sha256(path_from_string(path.value))
     except IntegrityError:
         return None
     return version if recorded == sha256.value else None
@@ -118,22 +121,27 @@ class FileIOManager(dg.ConfigurableIOManager):
 
     base_dir: Optional[str] = Field(
         default=None,
-        description=f"Directory for artifacts; unset: the storage directory ({STORAGE_DIR_RULE}), read when used.",
+        description=f"Directory (or s3://bucket/prefix) for artifacts; unset: the storage directory ({STORAGE_DIR_RULE}), read when used.",
     )
 
     # Part of the storage format, not a setting: a ClassVar, so the Launchpad does not offer it as config.
     extension: ClassVar[str] = ""
 
-    def storage_dir(self) -> Path:
-        return configured_dir(self.base_dir, default_storage_dir)
+    def storage_dir(self) -> StoragePath:
+        return configured_location(self.base_dir, default_storage_dir, f"{type(self).__name__}.base_dir")
 
-    def path_for(self, asset_key: dg.AssetKey) -> Path:
+    def path_for(self, asset_key: dg.AssetKey) -> StoragePath:
         return self.storage_dir().joinpath(*asset_key.path).with_suffix(self.extension)
 
+    def stored_at(self, path: StoragePath) -> StoragePath:
+        """Where the artifact of `path` is to hash and read: `path` itself, but for a published directory."""
+        return path
+
     def dump(self, obj: Any, path: Path) -> None:
+        """Write `obj` to `path`, a local (temporary) file."""
         raise NotImplementedError
 
-    def load(self, path: Path) -> Any:
+    def load(self, path: StoragePath) -> Any:
         raise NotImplementedError
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -145,17 +153,17 @@ class FileIOManager(dg.ConfigurableIOManager):
             {"path": dg.MetadataValue.path(str(path)), SHA256_METADATA: sha256, **self.file_metadata(obj, path)}
         )
 
-    def file_metadata(self, obj: Any, path: Path) -> dict[str, dg.MetadataValue]:
+    def file_metadata(self, obj: Any, path: StoragePath) -> dict[str, dg.MetadataValue]:
         """Extra metadata about what was written; none by default."""
         return {}
 
-    def publish(self, obj: Any, path: Path) -> str:
+    def publish(self, obj: Any, path: StoragePath) -> str:
         """Write `obj` to `path` atomically, then record its SHA-256 beside it; returns the SHA-256."""
-        sha256 = self.write(obj, path) or stored_sha256(path)
+        sha256 = self.write(obj, path) or stored_sha256(self.stored_at(path))
         write_record(path, sha256, file=path.name, written_at=time.time())
         return sha256
 
-    def write(self, obj: Any, path: Path) -> str | None:
+    def write(self, obj: Any, path: StoragePath) -> str | None:
         """Write `obj` to `path` atomically; returns its SHA-256 if it was hashed on the way."""
         hashed: list = []
 
@@ -175,7 +183,7 @@ class FileIOManager(dg.ConfigurableIOManager):
         """The stored value of `asset_key`, once its artifact is verified (see `verified_path`)."""
         return self.load(self.verified_path(asset_key))
 
-    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> Path:
+    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> StoragePath:
         """The path of `asset_key`'s artifact, checked against the SHA-256 recorded when it was written.
 
         `materialized_sha256`, when given, is the SHA-256 the asset's last materialization recorded:
@@ -189,7 +197,7 @@ class FileIOManager(dg.ConfigurableIOManager):
             expected = recorded_sha256(path)
         except IntegrityError as error:
             raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
-        if not path.exists():
+        if not self.stored_at(path).exists():
             if expected is None:
                 raise ArtifactMissingError(f"{path}: expected {what}, found no file. Materialize '{name}' first.")
             raise ArtifactMissingError(f"{path}: expected {what} with SHA-256 {expected}, found no file. {rebuild_hint(name)}")
@@ -207,7 +215,7 @@ class FileIOManager(dg.ConfigurableIOManager):
                 f"{rebuild_hint(name)}"
             )
         try:
-            verify_stored(path, expected, what=what)
+            verify_stored(self.stored_at(path), expected, what=what)
         except IntegrityError as error:
             raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
         return path
@@ -225,7 +233,7 @@ class NpzIOManager(FileIOManager):
         with open(path, "wb") as handle:
             np.savez(handle, **obj.stored_arrays())
 
-    def load(self, path: Path) -> DigitDataset:
+    def load(self, path: StoragePath) -> DigitDataset:
         return DigitDataset.from_arrays(load_npz_memory_mapped(path), source=str(path))
 
 
@@ -237,10 +245,11 @@ class KerasModelIOManager(FileIOManager):
     def dump(self, obj: Any, path: Path) -> None:
         obj.save(path)
 
-    def load(self, path: Path) -> Any:
+    def load(self, path: StoragePath) -> Any:
         import keras
 
-        return keras.models.load_model(path, safe_mode=True)
+        with local_copy(path) as model_file:
+            return keras.models.load_model(model_file, safe_mode=True)
 
 
 class JsonIOManager(FileIOManager):
@@ -251,7 +260,7 @@ class JsonIOManager(FileIOManager):
     def dump(self, obj: dict, path: Path) -> None:
         path.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
-    def load(self, path: Path) -> dict:
+    def load(self, path: StoragePath) -> dict:
         return json.loads(path.read_text())
 
 
@@ -263,10 +272,11 @@ class ParquetIOManager(FileIOManager):
     def dump(self, obj, path: Path) -> None:
         obj.to_parquet(path, index=False)
 
-    def load(self, path: Path):
+    def load(self, path: StoragePath):
         import pandas as pd
 
-        return pd.read_parquet(path)
+        with local_copy(path) as table_file:
+            return pd.read_parquet(table_file)
 
 
 class PngDirectoryIOManager(FileIOManager):
@@ -274,15 +284,19 @@ class PngDirectoryIOManager(FileIOManager):
 
     extension: ClassVar[str] = ""
 
-    def write(self, obj: dict[str, bytes], path: Path) -> None:
+    def write(self, obj: dict[str, bytes], path: StoragePath) -> None:
         """Publish the PNGs as one directory; None, so `publish` hashes what was published (a few small files)."""
         atomic_publish_directory(path, {f"{name}.png": content for name, content in obj.items()})
 
-    def file_metadata(self, obj: dict[str, bytes], path: Path) -> dict[str, dg.MetadataValue]:
-        return {f"{name}_path": dg.MetadataValue.path(str(path / f"{name}.png")) for name in obj}
+    def stored_at(self, path: StoragePath) -> StoragePath:
+        """The published version's directory (on a local disk, the symbolic link at `path` leads there itself)."""
+        return published_directory(path)
 
-    def load(self, path: Path) -> dict[str, bytes]:
-        return {png.stem: png.read_bytes() for png in sorted(path.glob("*.png"))}
+    def file_metadata(self, obj: dict[str, bytes], path: StoragePath) -> dict[str, dg.MetadataValue]:
+        return {f"{name}_path": dg.MetadataValue.path(str(self.stored_at(path) / f"{name}.png")) for name in obj}
+
+    def load(self, path: StoragePath) -> dict[str, bytes]:
+        return {png.stem: png.read_bytes() for png in sorted(self.stored_at(path).glob("*.png"), key=lambda png: png.name)}
 
 
 class RegistryModelIOManager(JsonIOManager):
@@ -317,20 +331,20 @@ class RegistryModelIOManager(JsonIOManager):
             }
         )
 
-    def _version(self, path: Path) -> str:
+    def _version(self, path: StoragePath) -> str:
         version = self.load_record(path).get("version")
         if not isinstance(version, str):
             raise DamagedArtifactError(f"{path}: expected a record with the trained model's 'version' string, found {version!r}")
         return version
 
-    def load_record(self, path: Path) -> dict:
+    def load_record(self, path: StoragePath) -> dict:
         try:
             record = json.loads(path.read_text())
         except (ValueError, UnicodeDecodeError) as error:
             raise DamagedArtifactError(f"{path}: expected the trained model's record as JSON, found invalid JSON ({error})") from error
         return record if isinstance(record, dict) else {}
 
-    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> Path:
+    def verified_path(self, asset_key: dg.AssetKey, materialized_sha256: str | None = None) -> StoragePath:
         """The record's path, once the record and the registry's model file it names are both verified."""
         path = self.path_for(asset_key)
         name = asset_key.to_user_string()
@@ -349,7 +363,7 @@ class RegistryModelIOManager(JsonIOManager):
             raise DamagedArtifactError(f"{error}. {rebuild_hint(name)}") from error
         return path
 
-    def load(self, path: Path) -> TrainedModel:
+    def load(self, path: StoragePath) -> TrainedModel:
         registry = self.model_registry.registry()
         version = self._version(path)
         try:

@@ -13,7 +13,6 @@ bad setting, and a variable set after the code location loaded still counts.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,6 +24,7 @@ from mnist_pipeline.defs.evaluation.resources import EVALUATIONS_DIR_NAME, Evalu
 from mnist_pipeline.defs.model.resources import REGISTRY_DIR_NAME, ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET
 from mnist_pipeline.registry.retention import EVALUATION_ASSET, TRAINED_MODEL_ASSET, StorageLocations
+from mnist_pipeline.storage.location import join
 from mnist_pipeline.defs.io_managers import (
     EvaluationIOManager,
     JsonIOManager,
@@ -36,8 +36,8 @@ from mnist_pipeline.defs.io_managers import (
 )
 
 def _under(base_dir: str | None, name: str) -> str | None:
-    """`name` inside the storage directory `base_dir`; None (each resource's default under the pipeline's storage) without one."""
-    return str(Path(base_dir) / name) if base_dir else None
+    """`name` inside the storage location `base_dir` (a directory or an s3:// URL); None (each resource's default under the pipeline's storage) without one."""
+    return join(base_dir, name) if base_dir else None
 
 
 def io_managers(base_dir: str | None = None) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def resources_for_env(env: str | None = None) -> dict[str, Any]:
 
     Every setting left unset here comes from its environment variable when a
     resource uses it: MNIST_DATA_DIR, MNIST_CACHE_DIR, MNIST_PIPELINE_ENV,
-    MNIST_MIN_TEST_ACCURACY, MNIST_STORAGE_DIR (and MNIST_PIPELINE_HOME).
+    MNIST_MIN_TEST_ACCURACY, MNIST_STORAGE_URL, MNIST_STORAGE_DIR (and MNIST_PIPELINE_HOME).
     """
     return {
         "mnist_source": MnistSource(download_sources=settings.download_sources_for(env) if env else None),

@@ -4,7 +4,7 @@
     <root>/<version>.json.sha256.json  its SHA-256, recorded when written (storage/integrity.py)
 
 evaluation_metrics' IO manager writes here (defs/io_managers.py); the
-promotion gate and `models list` read here, so the evaluation of any version,
+promotion gate and `models list` read here (a directory, or an s3:// prefix), so the evaluation of any version,
 the served one, a rollback target or one never served, is found without the
 evaluation writing into the registry entry trained_model created. A record
 whose file no longer matches its hash is refused, so an edited accuracy
@@ -14,22 +14,22 @@ cannot pass the gate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.registry.store import DamagedFileError, read_evaluation_file
 from mnist_pipeline.storage.atomic import atomic_write_json
 from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, recorded_sha256, verify_file, write_record
+from mnist_pipeline.storage.location import StoragePath
 
 
 @dataclass(frozen=True)
 class EvaluationRecords:
-    root: Path
+    root: StoragePath
 
-    def path(self, version: str) -> Path:
+    def path(self, version: str) -> StoragePath:
         return self.root / f"{version}.json"
 
-    def write(self, version: str, metrics: dict[str, Any]) -> Path:
+    def write(self, version: str, metrics: dict[str, Any]) -> StoragePath:
         path = self.path(version)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, metrics)

@@ -40,6 +40,7 @@ from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, read_pointer
 from mnist_pipeline.storage.locks import LOCK_FILE, lock_unless_held
 from mnist_pipeline.registry.store import MANIFEST_FILE, ModelRegistry
 from mnist_pipeline.storage.checkpoints import CHECKPOINT_STATE_FILE
+from mnist_pipeline.storage.location import is_remote
 
 # A tutorial-preset version is about 2.8 MB (model and optimizer state), so keeping five costs little; the
 # rollback target is kept anyway, and five covers a month of the weekly schedule or a few experiments to compare.
@@ -48,6 +49,10 @@ UNFINISHED_CHECKPOINT_DAYS = 14
 IN_FLIGHT_SECONDS = 3600
 EVALUATION_ASSET = "evaluation_metrics"
 TRAINED_MODEL_ASSET = "trained_model"
+
+
+class PruneUnsupportedError(ValueError):
+    """Pruning was asked of a location it cannot prune safely (an object store)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,13 @@ def prune(locations: StorageLocations, *, keep: int = DEFAULT_KEEP_VERSIONS, dry
     """Apply the rules above; on a dry run, only say what would be removed."""
     if keep < 1:
         raise ValueError(f"keep: expected at least 1 (the newest version may be in use by a run), found {keep}")
+    remote = [str(where) for where in (locations.registry.root, locations.published_dir, locations.checkpoints_dir) if is_remote(where)]
+    if remote:
+        # Its rules rely on locks and on listing what a publish or a training is writing, which an object store lacks.
+        raise PruneUnsupportedError(
+            f"{remote[0]}: expected a local storage directory, found an object-store location: `models prune` "
+            "does not prune an object store yet; use the bucket's lifecycle rules or delete old versions by hand"
+        )
     now = time.time() if now is None else now
     plan = PrunePlan()
     registry = locations.registry

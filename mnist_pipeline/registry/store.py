@@ -5,7 +5,8 @@
     <root>/<version>/history.json      its per-epoch training history (read without loading Keras)
     <root>/<version>/manifest.json     run ids, input data versions, hyperparameters, code version,
                                        and the SHA-256 of model.keras and history.json as written
-    <root>/.lock                       held while the registry is written (register, prune)
+    <root>/.lock                       held while the registry is written (register, prune),
+                                       on a local disk; an object store has no lock (storage/locks.py)
 
 Nothing else writes into a version's directory: a version's evaluation is
 evaluation_metrics' own record (registry/evaluations.py). Entries written
@@ -29,6 +30,10 @@ valid JSON; the next registration of that version records both hashes.
 file's path and verified SHA-256: a run's check, evaluation, predictions and
 serving steps share one load, and a file changed since is loaded again.
 
+The root may be an s3:// prefix (storage/location.py): the same files, each
+written with one PUT, the manifest last, so a version is listed only once its
+model and history are there.
+
 Every failure is a RegistryError whose message is one line naming the version
 and the file, so the command line can print it as it is.
 """
@@ -44,8 +49,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
+from mnist_pipeline.storage.atomic import (
+    atomic_write,
+    atomic_write_json,
+    create_if_absent,
+    local_copy,
+    stored_version,
+    write_json_if_unchanged,
+)
 from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, verify_file, verify_zip_archive
+from mnist_pipeline.storage.location import StoragePath
 from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
 
 MODEL_FILE = "model.keras"
@@ -54,8 +67,10 @@ MANIFEST_FILE = "manifest.json"
 EVALUATION_FILE = "evaluation.json"  # written by registries before evaluations had their own store; read only
 # Models loaded in this process, by (model file, its verified SHA-256); a few, so a long process
 # (the test suite, a code server) does not keep every model it ever loaded.
-_LOADED: "OrderedDict[tuple[Path, str], Any]" = OrderedDict()
+_LOADED: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
 _LOADED_LIMIT = 4
+# How many times a registration in an object store starts again when others keep changing the manifest it read.
+REGISTER_ATTEMPTS = 10
 # Fields every manifest has, and what each must be; the registry and `models list` rely on them.
 MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
     "version": (str,),
@@ -91,7 +106,7 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
 
 
-def read_evaluation_file(path: Path, what: str) -> dict[str, Any]:
+def read_evaluation_file(path: StoragePath, what: str) -> dict[str, Any]:
     """An evaluation record's JSON, refused unless it is an object with a finite numeric 'test_accuracy' (the gate's input)."""
     try:
         evaluation = json.loads(path.read_text())
@@ -105,9 +120,9 @@ def read_evaluation_file(path: Path, what: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ModelRegistry:
-    root: Path
+    root: StoragePath
 
-    def version_dir(self, version: str) -> Path:
+    def version_dir(self, version: str) -> StoragePath:
         return self.root / version
 
     def versions(self) -> list[str]:
@@ -122,7 +137,7 @@ class ModelRegistry:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def register(self, version: str, model: Any, manifest: dict[str, Any], history: dict[str, list[float]] | None = None) -> Path:
+    def register(self, version: str, model: Any, manifest: dict[str, Any], history: dict[str, list[float]] | None = None) -> StoragePath:
         """Store `model` (and its training `history`) under `version` and record the run.
 
         If the version is there already, only the run is added, unless its model
@@ -131,61 +146,96 @@ class ModelRegistry:
         A malformed manifest is replaced by this run's.
         """
         directory = self.version_dir(version)
-        model_path = directory / MODEL_FILE
-        history_path = directory / HISTORY_FILE
         now = time.time()
         with self.writing():
+            # On a local disk the lock makes the first attempt the only one. In an object store there is no
+            # lock: the manifest is replaced only if no other registration replaced it since it was read
+            # (storage/atomic.py), else this one starts again from the manifest now there.
+            for _ in range(REGISTER_ATTEMPTS):
+                seen = stored_version(directory / MANIFEST_FILE)
+                record = self._record_registration(version, model, manifest, history, now)
+                if write_json_if_unchanged(directory / MANIFEST_FILE, record, seen):
+                    return directory
+        raise RegistryError(
+            f"{directory / MANIFEST_FILE}: expected to record run {manifest['run_id']} of model version {version}, "
+            f"found the manifest changed by other registrations {REGISTER_ATTEMPTS} times in a row; run it again"
+        )
+
+    def _record_registration(
+        self, version: str, model: Any, manifest: dict[str, Any], history: dict[str, list[float]] | None, now: float
+    ) -> dict[str, Any]:
+        """The version's manifest with this run recorded, once the model and history files it names are sound."""
+        directory = self.version_dir(version)
+        model_path = directory / MODEL_FILE
+        history_path = directory / HISTORY_FILE
+        try:
+            record, problem = self._read_manifest(version), None
+        except UnknownModelVersionError:
+            record, problem = None, None
+        except MalformedRecordError as malformed:
+            record, problem = None, str(malformed)
+        fresh = record is None
+        if fresh:  # first registration, or a manifest beyond repair: this run's replaces it
+            record = {**manifest, "version": version, "registered_at": now, "runs": []}
+        else:
             try:
-                record, problem = self._read_manifest(version), None
-            except UnknownModelVersionError:
-                record, problem = None, None
-            except MalformedRecordError as malformed:
-                record, problem = None, str(malformed)
-            fresh = record is None
-            if fresh:  # first registration, or a manifest beyond repair: this run's replaces it
-                record = {**manifest, "version": version, "registered_at": now, "runs": []}
-            else:
-                try:
-                    self._verify_model(version, record.setdefault("sha256", {}))
-                except DamagedFileError as damage:
-                    problem = str(damage)
-            hashes = record.setdefault("sha256", {})
-            if fresh or problem is not None:
+                self._verify_model(version, record.setdefault("sha256", {}))
+            except DamagedFileError as damage:
+                problem = str(damage)
+        hashes = record.setdefault("sha256", {})
+        if fresh or problem is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            hashes[MODEL_FILE] = self._write_model(version, model, replace=problem is not None)
+        elif MODEL_FILE not in hashes:
+            # Registered before hashes were recorded, and the file passed the ZIP check: record its hash now.
+            hashes[MODEL_FILE] = file_sha256(model_path)
+        if history is not None:
+            try:
+                self._read_history(version, hashes.get(HISTORY_FILE))
+                sound = HISTORY_FILE in hashes
+            except RegistryError:
+                sound = False
+            if not sound:
                 directory.mkdir(parents=True, exist_ok=True)
-                atomic_write(model_path, lambda tmp: model.save(tmp))
-                hashes[MODEL_FILE] = file_sha256(model_path)
-            elif MODEL_FILE not in hashes:
-                # Registered before hashes were recorded, and the file passed the ZIP check: record its hash now.
-                hashes[MODEL_FILE] = file_sha256(model_path)
-            if history is not None:
-                try:
-                    self._read_history(version, hashes.get(HISTORY_FILE))
-                    sound = HISTORY_FILE in hashes
-                except RegistryError:
-                    sound = False
-                if not sound:
-                    directory.mkdir(parents=True, exist_ok=True)
-                    atomic_write_json(history_path, history)
-                    hashes[HISTORY_FILE] = file_sha256(history_path)
-                record.pop("history", None)  # kept in history.json now
-            if problem is not None:
-                record.setdefault("repairs", []).append({"at": now, "run_id": manifest["run_id"], "found": problem})
-            if manifest["run_id"] not in record["runs"]:
-                record["runs"].append(manifest["run_id"])
-            record["last_registered_at"] = now
-            if EVALUATION_FILE not in hashes and (directory / EVALUATION_FILE).is_file():
-                try:
-                    self._read_evaluation(version, None)
-                except MalformedRecordError:
-                    (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: evaluation_metrics keeps evaluations now
-                else:
-                    hashes[EVALUATION_FILE] = file_sha256(directory / EVALUATION_FILE)
-            atomic_write_json(directory / MANIFEST_FILE, record)
-        return directory
+                atomic_write_json(history_path, history)
+                hashes[HISTORY_FILE] = file_sha256(history_path)
+            record.pop("history", None)  # kept in history.json now
+        if problem is not None:
+            record.setdefault("repairs", []).append({"at": now, "run_id": manifest["run_id"], "found": problem})
+        if manifest["run_id"] not in record["runs"]:
+            record["runs"].append(manifest["run_id"])
+        record["last_registered_at"] = now
+        if EVALUATION_FILE not in hashes and (directory / EVALUATION_FILE).is_file():
+            try:
+                self._read_evaluation(version, None)
+            except MalformedRecordError:
+                (directory / EVALUATION_FILE).unlink()  # unreadable and unrecorded: evaluation_metrics keeps evaluations now
+            else:
+                hashes[EVALUATION_FILE] = file_sha256(directory / EVALUATION_FILE)
+        return record
+
+    def _write_model(self, version: str, model: Any, *, replace: bool) -> str:
+        """Write the version's model file (unless `replace`, only if absent) and return the SHA-256 of the file there.
+
+        Only if absent: in an object store, another registration of the same version (the same weights)
+        may have written it since this one read the manifest; its file is kept and recorded, so every
+        manifest names the file that is there. (A file there that is not a sound model is replaced.)
+        """
+        path = self.version_dir(version) / MODEL_FILE
+        if not replace:
+            if create_if_absent(path, lambda tmp: model.save(tmp)):
+                return file_sha256(path)
+            try:
+                verify_zip_archive(path, what=f"the model file of version {version}")
+                return file_sha256(path)
+            except IntegrityError:
+                pass
+        atomic_write(path, lambda tmp: model.save(tmp))
+        return file_sha256(path)
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _require(self, version: str) -> Path:
+    def _require(self, version: str) -> StoragePath:
         directory = self.version_dir(version)
         if not (directory / MANIFEST_FILE).is_file():
             known = ", ".join(sorted(self.versions())) or "none"
@@ -228,13 +278,13 @@ class ModelRegistry:
         return read_evaluation_file(path, f"the evaluation of model version {version}")
 
     @staticmethod
-    def _verify_file(path: Path, expected_sha256: str, what: str) -> None:
+    def _verify_file(path: StoragePath, expected_sha256: str, what: str) -> None:
         try:
             verify_file(path, expected_sha256, what=what)
         except IntegrityError as error:
             raise DamagedFileError(f"{error}; a run that trains this version again rewrites it") from error
 
-    def _verify_model(self, version: str, hashes: dict[str, str]) -> Path:
+    def _verify_model(self, version: str, hashes: dict[str, str]) -> StoragePath:
         path = self.version_dir(version) / MODEL_FILE
         what = f"the model file of version {version}"
         if MODEL_FILE in hashes:
@@ -297,11 +347,11 @@ class ModelRegistry:
                 entries.append({"version": version, "registered_at": registered_at, "problem": str(error)})
         return sorted(entries, key=lambda m: m["registered_at"])
 
-    def model_path(self, version: str) -> Path:
+    def model_path(self, version: str) -> StoragePath:
         """Where the version's model file is (not checked: for display)."""
         return self._require(version) / MODEL_FILE
 
-    def verified_model_path(self, version: str) -> Path:
+    def verified_model_path(self, version: str) -> StoragePath:
         """The version's model file, once checked against the SHA-256 recorded when it was written."""
         return self._verify_model(version, self._read_manifest(version).get("sha256", {}))
 
@@ -312,14 +362,15 @@ class ModelRegistry:
         """
         sha256 = self._read_manifest(version).get("sha256", {}).get(MODEL_FILE)
         path = self.verified_model_path(version)
-        key = (path, sha256)
+        key = (str(path), sha256)
         if sha256 is not None and key in _LOADED:
             _LOADED.move_to_end(key)
             return _LOADED[key]
         import keras
 
         try:
-            model = keras.models.load_model(path, safe_mode=True)
+            with local_copy(path) as model_file:
+                model = keras.models.load_model(model_file, safe_mode=True)
         except Exception as error:  # any refusal by Keras; the file itself was just verified
             raise UnloadableModelError(
                 f"{path}: expected model version {version} to load in Keras safe mode, found it refused ({_first_line(error)})"
@@ -339,7 +390,8 @@ class ModelRegistry:
             destination = destination / f"mnist-{version}.keras"
 
         def copy(tmp: Path) -> None:
-            shutil.copyfile(source, tmp)
+            with local_copy(source) as local_source:
+                shutil.copyfile(local_source, tmp)
             if MODEL_FILE in hashes:  # the copy, too, is what was registered
                 self._verify_file(tmp, hashes[MODEL_FILE], f"a copy of the model file of version {version}")
 

@@ -3,15 +3,21 @@
 A step then holds in memory only the arrays, and the parts of them, it
 touches: evaluating on the test split never reads the training images. The
 file stays an ordinary .npz that `np.load(path, allow_pickle=False)` reads.
+
+An object in an object store cannot be memory-mapped: it is read whole into
+memory, still with allow_pickle=False, and never written to the local disk.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from mnist_pipeline.storage.location import StoragePath, is_remote
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP member's local file header (30 bytes)
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
@@ -22,11 +28,14 @@ class ArrayFileError(ValueError):
     """A stored array file is not what the pipeline writes."""
 
 
-def load_npz_memory_mapped(path: Path) -> dict[str, np.ndarray]:
+def load_npz_memory_mapped(path: StoragePath) -> dict[str, np.ndarray]:
     """Every array of `path`, as read-only memory maps (compressed members are read whole).
 
     Object arrays are refused, as `np.load(..., allow_pickle=False)` refuses them.
+    In an object store: every array read into memory (see the module docstring).
     """
+    if is_remote(path):
+        return _load_npz_in_memory(path)
     arrays: dict[str, np.ndarray] = {}
     try:
         archive = zipfile.ZipFile(path)
@@ -72,3 +81,14 @@ def _map_member(path: Path, handle, member: zipfile.ZipInfo) -> np.ndarray:
         return np.empty(shape, dtype=dtype)
     mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")
     return mapped.view(np.ndarray)  # a plain array; the map lives as long as it does
+
+
+def _load_npz_in_memory(path: StoragePath) -> dict[str, np.ndarray]:
+    content = path.read_bytes()
+    try:
+        with np.load(io.BytesIO(content), allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except zipfile.BadZipFile as error:
+        raise ArrayFileError(f"{path}: expected an .npz (a ZIP archive), found an object that is not one ({error})") from error
+    except ValueError as error:  # an object array, refused without pickle; a malformed member
+        raise ArrayFileError(f"{path}: expected numeric arrays readable without pickle, found {error}") from error

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.storage.atomic import atomic_write_json
+from mnist_pipeline.storage.atomic import atomic_write_json, local_copy
+from mnist_pipeline.storage.location import StoragePath, is_remote
 
 CHUNK_BYTES = 1 << 20
 
@@ -27,20 +28,19 @@ class IntegrityError(ValueError):
     """
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: StoragePath) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def verify_file(path: Path, expected_sha256: str, *, what: str) -> None:
+def verify_file(path: StoragePath, expected_sha256: str, *, what: str) -> None:
     """Raise IntegrityError unless `path` exists with SHA-256 `expected_sha256`.
 
     `what` says what the file is (for example "model version 0fd6... of the registry"), for the message.
     """
-    path = Path(path)
     if not path.is_file():
         raise IntegrityError(f"{path}: expected {what} with SHA-256 {expected_sha256}, found no file")
     found = file_sha256(path)
@@ -51,7 +51,7 @@ def verify_file(path: Path, expected_sha256: str, *, what: str) -> None:
         )
 
 
-def verify_zip_archive(path: Path, *, what: str) -> None:
+def verify_zip_archive(path: StoragePath, *, what: str) -> None:
     """Raise IntegrityError unless `path` is a ZIP archive whose every member passes its CRC-32 check.
 
     For files stored before their SHA-256 was recorded (a .keras model is a ZIP archive): it catches
@@ -60,11 +60,10 @@ def verify_zip_archive(path: Path, *, what: str) -> None:
     import zipfile
     import zlib
 
-    path = Path(path)
     if not path.is_file():
         raise IntegrityError(f"{path}: expected {what} (a ZIP archive), found no file")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with local_copy(path) as local, zipfile.ZipFile(local) as archive:
             bad_member = archive.testzip()
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
         raise IntegrityError(
@@ -102,8 +101,11 @@ def _remember(path: Path, identity: tuple[int, ...], sha256: str) -> None:
         _HASHED[path] = (identity, sha256)
 
 
-def stored_file_sha256(path: Path) -> str:
-    """`file_sha256(path)`, reused if this process already hashed the same file unchanged."""
+def stored_file_sha256(path: StoragePath) -> str:
+    """`file_sha256(path)`, reused if this process already hashed the same file unchanged (on a local disk:
+    an object store offers no inode and change time to tell an unchanged object by, so it is read again)."""
+    if is_remote(path):
+        return file_sha256(path)
     path = Path(path).absolute()
     before = _stat_identity(path)
     known = _HASHED.get(path)
@@ -124,34 +126,35 @@ def hash_before_publishing(tmp: Path) -> tuple[str, tuple[int, ...]]:
     return file_sha256(tmp), _stat_identity(tmp)
 
 
-def remember_published(path: Path, hashed: tuple[str, tuple[int, ...]]) -> None:
+def remember_published(path: StoragePath, hashed: tuple[str, tuple[int, ...]]) -> None:
     """Remember the hash `hash_before_publishing` gave, if `path` is still that file, renamed into place
     (same inode, size and mtime: a rename changes only its ctime)."""
     sha256, before = hashed
+    if is_remote(path):  # nothing to remember it by (see stored_file_sha256)
+        return
     path = Path(path).absolute()
     now = _stat_identity(path)
     if now[:4] == before[:4]:
         _remember(path, now, sha256)
 
 
-def directory_sha256(path: Path) -> str:
+def directory_sha256(path: StoragePath) -> str:
     """SHA-256 identifying the regular files directly inside directory `path`: each name with its
     content's SHA-256, in name order. An added, removed, renamed or changed file changes it."""
     digest = hashlib.sha256()
-    for entry in sorted(Path(path).iterdir(), key=lambda entry: entry.name):
+    for entry in sorted(path.iterdir(), key=lambda entry: entry.name):
         if entry.is_file():
             digest.update(entry.name.encode() + b"\0" + bytes.fromhex(stored_file_sha256(entry)))
     return digest.hexdigest()
 
 
-def stored_sha256(path: Path) -> str:
+def stored_sha256(path: StoragePath) -> str:
     """SHA-256 of a stored file, or of a directory of files."""
-    return directory_sha256(path) if Path(path).is_dir() else stored_file_sha256(path)
+    return directory_sha256(path) if path.is_dir() else stored_file_sha256(path)
 
 
-def verify_stored(path: Path, expected_sha256: str, *, what: str) -> None:
+def verify_stored(path: StoragePath, expected_sha256: str, *, what: str) -> None:
     """Like `verify_file`, for a file or a directory of files; IntegrityError unless `path` has `expected_sha256`."""
-    path = Path(path)
     if not path.exists():
         raise IntegrityError(f"{path}: expected {what} with SHA-256 {expected_sha256}, found nothing there")
     found = stored_sha256(path)
@@ -162,13 +165,12 @@ def verify_stored(path: Path, expected_sha256: str, *, what: str) -> None:
         )
 
 
-def record_path(path: Path) -> Path:
+def record_path(path: StoragePath) -> StoragePath:
     """Where the SHA-256 of `path` is recorded: a JSON file beside it, `<name>.sha256.json`."""
-    path = Path(path)
     return path.with_name(path.name + RECORD_SUFFIX)
 
 
-def write_record(path: Path, sha256: str, **details: Any) -> None:
+def write_record(path: StoragePath, sha256: str, **details: Any) -> None:
     """Record, atomically and after `path` itself was written, that `path` has SHA-256 `sha256`.
 
     Written second: a crash between the two leaves a new artifact beside the old record, which
@@ -177,7 +179,7 @@ def write_record(path: Path, sha256: str, **details: Any) -> None:
     atomic_write_json(record_path(path), {"sha256": sha256, **details})
 
 
-def recorded_sha256(path: Path) -> str | None:
+def recorded_sha256(path: StoragePath) -> str | None:
     """The SHA-256 recorded for `path` when it was written, or None when no record exists."""
     record = record_path(path)
     try:
@@ -186,7 +188,7 @@ def recorded_sha256(path: Path) -> str | None:
         return None
     except (ValueError, KeyError, TypeError) as error:
         raise IntegrityError(
-            f"{record}: expected a JSON record {{\"sha256\": ...}} of {Path(path).name}, found an unreadable one ({error})"
+            f"{record}: expected a JSON record {{\"sha256\": ...}} of {path.name}, found an unreadable one ({error})"
         ) from error
     if not isinstance(value, str):
         raise IntegrityError(f"{record}: expected a SHA-256 string under \"sha256\", found {value!r}")

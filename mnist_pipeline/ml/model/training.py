@@ -7,6 +7,7 @@ weights, byte for byte, as one that was never interrupted.
     <checkpoint dir>/epoch-0003.keras   the model (with optimizer state) after 3 epochs
     <checkpoint dir>/state.json         {"epochs_done": 3, "model_file": ..., "history": ...}
     <checkpoint dir>/.lock              held while training, so two runs never share a checkpoint
+                                        (on a local disk; in an object store there is none: storage/locks.py)
 
 Once training completes, the checkpoint is removed and the lock file stays.
 
@@ -15,38 +16,31 @@ Imports Keras: import this module inside asset bodies only.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 import keras
 import numpy as np
 
 from mnist_pipeline.ml.model.network import EpochLogger, progress_callbacks
-from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json
-from mnist_pipeline.storage.locks import LOCK_FILE
+from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json, local_copy
+from mnist_pipeline.storage.location import StoragePath
+from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
 from mnist_pipeline.storage.checkpoints import CHECKPOINT_STATE_FILE as STATE_FILE
 
 MAX_STEPS_PER_CALL = 16
 
 
 @contextmanager
-def exclusive(directory: Path, log: Callable[[str], None]) -> Iterator[None]:
+def exclusive(directory: StoragePath, log: Callable[[str], None]) -> Iterator[None]:
     """Hold the directory's lock; wait (saying so) while another process holds it."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_FILE, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"Another run is training the same model ({directory}); waiting for it to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(
+        directory / LOCK_FILE, on_wait=lambda: log(f"Another run is training the same model ({directory}); waiting for it to finish")
+    ):
+        yield
 
 
 def epoch_order(train_indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
@@ -54,16 +48,21 @@ def epoch_order(train_indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     return train_indices[np.random.default_rng([seed, epoch]).permutation(len(train_indices))]
 
 
-def load_checkpoint(directory: Path) -> tuple[keras.Model, int, dict[str, list[float]]] | None:
+def load_checkpoint(directory: StoragePath) -> tuple[keras.Model, int, dict[str, list[float]]] | None:
     state_path = directory / STATE_FILE
     if not state_path.exists():
         return None
     state = json.loads(state_path.read_text())
-    model = keras.models.load_model(directory / state["model_file"], safe_mode=True)
+    if not (directory / state["model_file"]).exists():
+        # Only in an object store, where nothing locks a checkpoint: a run of the same training, at the same
+        # time, moved on and removed the file. Its weights are the same ones; training starts over.
+        return None
+    with local_copy(directory / state["model_file"]) as model_file:
+        model = keras.models.load_model(model_file, safe_mode=True)
     return model, int(state["epochs_done"]), state["history"]
 
 
-def save_checkpoint(directory: Path, model: keras.Model, epochs_done: int, history: dict[str, list[float]]) -> None:
+def save_checkpoint(directory: StoragePath, model: keras.Model, epochs_done: int, history: dict[str, list[float]]) -> None:
     """Model first, then the state that points at it: a kill between the two keeps the older pair."""
     model_file = f"epoch-{epochs_done:04d}.keras"
     atomic_write(directory / model_file, lambda tmp: model.save(tmp))
@@ -102,7 +101,7 @@ def without_autotune(tf):
 class CheckpointEachEpoch(keras.callbacks.Callback):
     """Seeds each epoch from (seed, epoch); at its end, appends its metrics to `history` (in place) and checkpoints."""
 
-    def __init__(self, directory: Path, seed: int, history: dict[str, list[float]]):
+    def __init__(self, directory: StoragePath, seed: int, history: dict[str, list[float]]):
         super().__init__()
         self._directory = directory
         self._seed = seed
@@ -117,7 +116,7 @@ class CheckpointEachEpoch(keras.callbacks.Callback):
         save_checkpoint(self._directory, self.model, epoch + 1, self._history)
 
 
-def clear_checkpoint(directory: Path) -> None:
+def clear_checkpoint(directory: StoragePath) -> None:
     """Remove the checkpoint, state first; the directory and its lock stay for any run waiting on it."""
     (directory / STATE_FILE).unlink(missing_ok=True)
     for old in directory.glob("epoch-*.keras"):
@@ -134,7 +133,7 @@ def fit_resumably(
     epochs: int,
     batch_size: int,
     seed: int,
-    checkpoint_dir: Path,
+    checkpoint_dir: StoragePath,
     log: Callable[[str], None],
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit `model` for `epochs`, resuming from `checkpoint_dir` if an earlier run got part way.
