@@ -70,10 +70,16 @@ def open_instance(monkeypatch):
     return open_at
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the `slow` marks added here count
 def pytest_collection_modifyitems(items):
-    """The tests that use the session's cluster run as one block, where the first of them was, and those
+    """Tests marked `cluster` or `real_data` are also `slow` (the fast tier, -m "not slow", leaves them out).
+
+    The tests that use the session's cluster run as one block, where the first of them was, and those
     marked `stops_cluster` (test_cluster.py's `down` test) end it: the block shares one `up` (cluster_up),
     and the cluster's processes do not keep running through the rest of the suite."""
+    for item in items:
+        if item.get_closest_marker("cluster") or item.get_closest_marker("real_data"):
+            item.add_marker(pytest.mark.slow)
     using = [item for item in items if "cluster_home" in getattr(item, "fixturenames", ())]
     if not using:
         return

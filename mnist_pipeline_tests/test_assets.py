@@ -118,6 +118,7 @@ def test_compiled_model_weights_depend_on_the_seed():
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.slow
 def test_trained_model_carries_its_version_and_lineage_for_the_registry(trained_output, trained):
     """The asset registers nothing itself: its IO manager stores the model in the registry (test_io_managers.py)."""
     version = trained_output.data_version.value

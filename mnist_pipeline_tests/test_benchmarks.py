@@ -53,6 +53,7 @@ def test_bare_script_splits_like_the_pipeline(bare, seed):
         np.testing.assert_array_equal(mine, theirs)
 
 
+@pytest.mark.slow
 def test_bare_script_runs_and_writes_what_the_pipeline_writes(bare, idx_dir, tmp_path, capsys):
     out = tmp_path / "out"
     bare.main([
@@ -75,6 +76,7 @@ def saved_steps_per_execution(out: Path) -> int:
     return keras.models.load_model(out / "trained_model.keras", safe_mode=True).get_compile_config()["steps_per_execution"]
 
 
+@pytest.mark.slow
 def test_bare_script_tuned_runs_the_given_steps_per_call(bare, idx_dir, tmp_path, capsys):
     out = tmp_path / "out"
     bare.main([
@@ -118,6 +120,7 @@ def train_alone(loops, idx_dir, tmp_path, capsys, loop: str, steps: int) -> dict
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_training_loops_time_each_loop_and_steps_per_call_keeps_the_updates(loops, idx_dir, tmp_path, capsys):
     # 270 training images in batches of 30: 9 steps an epoch, so 3 steps per call divide it.
     runs = {(loop, steps): train_alone(loops, idx_dir, tmp_path, capsys, loop, steps)
@@ -137,6 +140,7 @@ def test_training_loops_refuse_steps_per_call_the_pipeline_would_not_pick(loops,
     assert "found 4, for which it picks 3" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_timed_run_records_the_time_inside_training_of_a_real_run(harness, idx_dir, tmp_path):
     env = harness.child_env(
         DAGSTER_HOME=str(tmp_path / "dagster_home"), MNIST_PIPELINE_HOME=str(tmp_path / "home"),
@@ -316,6 +320,7 @@ def test_dagster_floor_has_the_pipeline_s_graph():
     assert floor_steps == pipeline_steps and len(floor_steps) == 15
 
 
+@pytest.mark.slow
 def test_dagster_floor_runs_the_job_with_empty_steps(harness, tmp_path):
     measured = harness.run_dagster_floor(tmp_path, "floor")
     assert measured["wall_s"] > 0 and measured["cpu_s"] > 0

@@ -23,6 +23,8 @@ import pytest
 
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("mnist-pipeline")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -141,6 +141,7 @@ def test_computing_every_asset_s_version_parses_each_module_once(monkeypatch):
     assert len(parsed) > 10 and max(parsed.values()) == 1, "a module parsed more than once"
 
 
+@pytest.mark.slow
 def test_source_segments_are_ast_s_own():
     """Code versions hash each definition's source segment: it must be exactly what ast.get_source_segment gives."""
     import ast

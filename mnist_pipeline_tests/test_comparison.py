@@ -66,6 +66,7 @@ def models_command(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mnist_pipeline", "models", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_models_compare_reports_what_the_two_registered_models_predict(tmp_path, idx_dir, monkeypatch, synthetic_dataset):
     import keras
 

@@ -14,6 +14,8 @@ import pytest
 from mnist_pipeline.defs.resources import io_managers
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 6
 

@@ -90,6 +90,7 @@ def test_unknown_environment_is_rejected():
         resources_for_env("cloud")
 
 
+@pytest.mark.slow
 def test_materialize_the_whole_graph(idx_dir, storage_dir):
     result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING)
     assert result.success
@@ -109,6 +110,7 @@ def test_materialize_the_whole_graph(idx_dir, storage_dir):
     assert logs  # the run produced events
 
 
+@pytest.mark.slow
 def test_epoch_progress_is_logged(idx_dir, storage_dir):
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(all_assets, resources=resources(idx_dir, storage_dir), run_config=FAST_TRAINING, instance=instance)
@@ -171,6 +173,7 @@ def test_failed_run_keeps_earlier_artifacts(idx_dir, storage_dir):
     assert {p.name: p.read_bytes() for p in storage_dir.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
     env = {
         **os.environ,
@@ -197,6 +200,7 @@ def test_command_line_run_reports_accuracy_and_paths(idx_dir, tmp_path):
         assert instance.get_run_by_id(report["run_id"]) is not None
 
 
+@pytest.mark.slow
 def test_a_run_stores_the_trained_model_once_and_loads_it_once(idx_dir, storage_dir, monkeypatch):
     """One .keras file per model in storage, and one load of the trained model per run (issue: the house)."""
     import keras

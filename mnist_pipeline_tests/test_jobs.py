@@ -95,6 +95,7 @@ def stored(tmp_path_factory):
     return stored_defs, storage_dir
 
 
+@pytest.mark.slow
 def test_train_evaluate_report_retrains_on_the_stored_data(stored):
     stored_defs, storage_dir = stored
     untouched = {name: (storage_dir / name).read_bytes() for name in ("raw_mnist.npz", "scaled_mnist.npz")}
@@ -108,6 +109,7 @@ def test_train_evaluate_report_retrains_on_the_stored_data(stored):
     assert {name: (storage_dir / name).read_bytes() for name in untouched} == untouched
 
 
+@pytest.mark.slow
 def test_predictions_and_plots_do_not_train(stored):
     stored_defs, storage_dir = stored
     model_file = Path(json.loads((storage_dir / "trained_model.json").read_text())["model_file"])

@@ -41,11 +41,13 @@ def trained_one_epoch(request, scaled, tmp_path_factory):
     return request.param, train(tmp_path_factory, scaled, preset=request.param, epochs=1, batch_size=30)
 
 
+@pytest.mark.slow
 def test_each_preset_names_its_network_after_itself(trained_one_epoch):
     preset, trained = trained_one_epoch
     assert trained.model.name == PRESETS[preset].network_name
 
 
+@pytest.mark.slow
 def test_each_preset_trains_one_epoch(trained_one_epoch, scaled):
     preset, trained = trained_one_epoch
     assert trained.model.jit_compile is False  # XLA is several times slower on CPU
@@ -56,6 +58,7 @@ def test_each_preset_trains_one_epoch(trained_one_epoch, scaled):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_each_preset_uses_built_in_layers_only(trained_one_epoch):
     _, trained = trained_one_epoch
     for layer in trained.model.layers:
@@ -63,6 +66,7 @@ def test_each_preset_uses_built_in_layers_only(trained_one_epoch):
         assert type(layer).__name__ != "Lambda"
 
 
+@pytest.mark.slow
 def test_each_preset_round_trips_as_keras_with_safe_mode(trained_one_epoch, scaled, storage_dir):
     _, trained = trained_one_epoch
     manager = io_managers(str(storage_dir))["registry_model_io_manager"]
@@ -76,6 +80,7 @@ def test_each_preset_round_trips_as_keras_with_safe_mode(trained_one_epoch, scal
     )
 
 
+@pytest.mark.slow
 def test_best_augments_in_training_only(scaled):
     model = compiled_model(context(), params(preset="best")).value
     augmentations = [layer for layer in model.layers if type(layer).__name__ in {"RandomRotation", "RandomTranslation"}]
@@ -88,6 +93,7 @@ def test_best_augments_in_training_only(scaled):
     np.testing.assert_array_equal(predicted, model.predict(scaled.test_images[:16], verbose=0))
 
 
+@pytest.mark.slow
 def test_trained_model_follows_the_preset(scaled, tmp_path_factory):
     """Unset epochs and batch size come from the preset, and its cosine schedule runs down to 0."""
     recipe = PRESETS["fast"]
@@ -98,6 +104,7 @@ def test_trained_model_follows_the_preset(scaled, tmp_path_factory):
     assert float(trained.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
 
 
+@pytest.mark.slow
 def test_tutorial_keeps_a_constant_learning_rate(scaled, tmp_path_factory):
     trained = train(tmp_path_factory, scaled, epochs=1, batch_size=60)
     assert float(trained.model.optimizer.learning_rate) == pytest.approx(PRESETS["tutorial"].learning_rate)

@@ -28,6 +28,8 @@ from mnist_pipeline_tests.synthetic import make_dataset
 from mnist_pipeline_tests.test_registry import run_manifest, tiny_model, truncate
 from mnist_pipeline_tests.test_definitions import resources
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 
 

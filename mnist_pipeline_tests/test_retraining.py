@@ -13,6 +13,8 @@ from mnist_pipeline.defs.automation.retraining import mnist_files_changed, weekl
 from mnist_pipeline.settings import DEFAULT_RETRAIN_CRON
 from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 DOWNSTREAM_OF_FILES = ["mnist_files"] + sorted([
     "raw_mnist", "scaled_mnist", "compiled_model", "trained_model",

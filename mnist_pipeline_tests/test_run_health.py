@@ -15,6 +15,8 @@ from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline.defs.automation.run_health import fail_dead_runs, process_alive, run_process
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCRIPTS_SETTINGS = REPO / "scripts" / "dagster.yaml"

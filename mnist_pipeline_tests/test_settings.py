@@ -42,6 +42,7 @@ def innermost_error(result, step_key: str) -> str:
     return error.message.strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accuracy", BAD_ACCURACIES)
 @pytest.mark.parametrize("variable", ["MNIST_MIN_TEST_ACCURACY", "MNIST_PIPELINE_ENV"])
 def test_a_bad_setting_neither_breaks_importing_the_definitions_nor_models_list(tmp_path, variable, accuracy):
@@ -72,6 +73,7 @@ def trained(tmp_path_factory):
     return stored_defs, storage_dir, result.output_for_node("evaluation_metrics")["model_version"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accuracy", BAD_ACCURACIES)
 def test_a_bad_accuracy_gate_fails_the_gate_and_production_model_naming_the_variable(trained, monkeypatch, accuracy):
     stored_defs, storage_dir, version = trained
@@ -92,6 +94,7 @@ def test_a_bad_accuracy_gate_fails_the_gate_and_production_model_naming_the_vari
     assert (storage_dir / "production_model.json").read_bytes() == served_before, "the served model is untouched"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accuracy", BAD_ACCURACIES)
 def test_models_promote_refuses_a_bad_accuracy_gate_naming_the_variable(trained, tmp_path, accuracy):
     _, storage_dir, version = trained

@@ -30,6 +30,7 @@ def fitted_weights(tmp_path, name: str) -> tuple[list[np.ndarray], dict]:
     return model.get_weights(), history
 
 
+@pytest.mark.slow
 def test_several_steps_per_call_give_the_same_weights_as_one(tmp_path, monkeypatch):
     several, history_several = fitted_weights(tmp_path, "several")  # 8 steps an epoch: all 8 in one call
     monkeypatch.setattr(training, "steps_per_call", lambda steps_per_epoch: 1)

@@ -22,6 +22,9 @@ MAX_EMBEDDED_PNG_BYTES = 100_000  # half of 200 KB: every plot travels in the ev
 EMBEDDED_PNG = re.compile(r"^!\[(?P<name>\w+)\]\(data:image/png;base64,(?P<data>[A-Za-z0-9+/=]+)\)$")
 
 
+pytestmark = pytest.mark.slow  # one module fixture runs the pipeline; the fast tier leaves this module out
+
+
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory) -> dg.ExecuteInProcessResult:
     root = tmp_path_factory.mktemp("ui_metadata")

@@ -21,6 +21,8 @@ from mnist_pipeline.defs.automation.what_changed import what_changed
 from mnist_pipeline_tests.test_retraining import change_a_label, evaluate_schedule, evaluate_sensor
 from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EVERYTHING = [

@@ -21,6 +21,8 @@ from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.test_definitions import ALL_KEYS
 from mnist_pipeline_tests.webserver import Webserver, running_webserver
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "mnist_pipeline"
 READY_TIMEOUT_S = 240

@@ -19,6 +19,8 @@ from mnist_pipeline.ml.content_versions import model_version
 from mnist_pipeline.registry.store import ModelRegistry, UnknownModelVersionError
 from mnist_pipeline.defs.automation.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
 
+pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
+
 FAST = hyperparameters_config(epochs=1, batch_size=30)
 EVERYTHING = [
     "compiled_model", "digit_plots", "evaluation_metrics", "hyperparameters", "predictions_table", "production_model",
