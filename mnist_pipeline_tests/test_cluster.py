@@ -254,6 +254,9 @@ def test_mnist_pipeline_run_executes_every_step_on_a_worker_and_trains_on_the_tr
     with subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
         output, _ = run.communicate(timeout=600)
     assert run.returncode == 0, output
+    # The command shows each step's line, as on one machine, from the events the workers record (cli/display.py).
+    for step in ("raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "digit_plots"):
+        assert len(re.findall(rf"  {step} +succeeded", output)) == 1, output
     assert "already registered" not in output  # dagster-celery's task registered again per step: filtered (defs/executor.py)
     run_id = json.loads((home / "run.json").read_text())["run_id"]
     events = json.loads(

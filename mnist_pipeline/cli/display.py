@@ -13,6 +13,12 @@ with the running loss and accuracy (rich; model/progress.py feeds it).
 Anything else (CI, a pipe) gets the same lines, plain. With --verbose there
 is no display: Dagster's console logger prints the full event log, as the UI
 shows it.
+
+On the cluster (MNIST_PIPELINE_ENV=cluster) the steps run in Celery workers,
+whose events never reach this process's loggers: the workers write them to
+the instance. There the display follows the run's events in the instance
+(`follow_steps_in`) and shows the same lines; the training bar, which needs
+the training loop in this process, is left out (the epoch lines remain).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -166,6 +173,8 @@ class StepDisplay:
         self._checks: dict[str, list[dg.AssetCheckEvaluation]] = defaultdict(list)
         self._failed_steps: list[str] = []
         self._failed_checks: list[str] = []
+        self._lock = threading.Lock()  # records come from Dagster's loggers and, on the cluster, a follower thread
+        self._steps_source: Any = None  # the instance to follow a run's step events in (follow_steps_in)
 
     def _own_copy(self, stream: TextIO) -> TextIO:
         """A stream on a duplicate of `stream`'s file descriptor, closed with the display.
@@ -208,8 +217,21 @@ class StepDisplay:
     def line(self, text: str, style: str | None = None) -> None:
         self._out.line(text, style)
 
+    def follow_steps_in(self, instance: dg.DagsterInstance) -> None:
+        """Show each run's step events as `instance` records them, for runs whose steps run in other processes."""
+        self._steps_source = instance
+
     # Records, as Dagster passes them to a run's loggers.
     def record(self, level: int, meta: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._record(level, meta)
+        event = meta.get("dagster_event")
+        if event is not None and event.event_type == EVENT.RUN_START and self._steps_source is not None:
+            follower = _StepEventsFollower(self, self._steps_source, str(meta.get("run_id")))
+            follower.start()
+            self._stack.callback(follower.stop)
+
+    def _record(self, level: int, meta: Mapping[str, Any]) -> None:
         event = meta.get("dagster_event")
         step = meta.get("step_key")
         if event is None:
@@ -228,6 +250,8 @@ class StepDisplay:
             self._out.step_running(step)
         elif kind == EVENT.ASSET_CHECK_EVALUATION and step:
             self._checks[step].append(event.event_specific_data)
+        elif kind in (EVENT.STEP_SUCCESS, EVENT.STEP_FAILURE) and step in self._done:
+            return  # already shown (a run's event can reach both this process's loggers and the follower)
         elif kind == EVENT.STEP_SUCCESS and step:
             self._finish(step, "succeeded", self._checks_note(step))
         elif kind == EVENT.STEP_FAILURE and step:
@@ -298,6 +322,39 @@ class StepDisplay:
 
 def _clock() -> str:
     return time.strftime("%H:%M:%S")
+
+
+class _StepEventsFollower(threading.Thread):
+    """Reads a run's step events from the instance as the workers write them, and hands each to the display."""
+
+    POLL_SECONDS = 0.5
+
+    def __init__(self, display: StepDisplay, instance: dg.DagsterInstance, run_id: str):
+        super().__init__(name=f"step events of run {run_id}", daemon=True)
+        self._display, self._instance, self._run_id = display, instance, run_id
+        self._cursor: str | None = None
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.POLL_SECONDS):
+            self._show_new_events()
+
+    def stop(self) -> None:
+        """Stop following, once every event recorded so far (the run's last ones included) is shown."""
+        self._stopping.set()
+        self.join()
+        self._show_new_events()
+
+    def _show_new_events(self) -> None:
+        connection = self._instance.get_records_for_run(self._run_id, cursor=self._cursor)
+        for record in connection.records:
+            entry = record.event_log_entry
+            if entry.step_key is None:  # the run's own events reach this process's loggers directly
+                continue
+            meta = {"dagster_event": entry.dagster_event, "step_key": entry.step_key, "orig_message": entry.user_message}
+            with self._display._lock:
+                self._display._record(entry.level, meta)
+        self._cursor = connection.cursor
 
 
 _active: StepDisplay | None = None

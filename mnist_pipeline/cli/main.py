@@ -51,11 +51,30 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _display(args: argparse.Namespace):
-    """One line per step (and a bar on a terminal), or, with --verbose, no display: Dagster's event log."""
+def _display(args: argparse.Namespace, instance):
+    """One line per step (and a bar on a terminal), or, with --verbose, no display: Dagster's event log.
+
+    When the steps run in other processes (the cluster's workers), the display follows them in the instance.
+    """
     from mnist_pipeline.cli.display import StepDisplay
 
-    return nullcontext() if args.verbose else StepDisplay()
+    if args.verbose:
+        return nullcontext()
+    display = StepDisplay()
+    if _steps_run_elsewhere():
+        display.follow_steps_in(instance)
+    return display
+
+
+def _steps_run_elsewhere() -> bool:
+    """Whether runs started now send their steps to the cluster's workers (MNIST_PIPELINE_ENV=cluster)."""
+    from mnist_pipeline.defs.executor import runs_on_celery_workers
+    from mnist_pipeline.settings import ConfigurationError
+
+    try:
+        return runs_on_celery_workers()
+    except ConfigurationError:  # the run fails at its start with this message; nothing to follow
+        return False
 
 
 def _pasteable(*arguments: str) -> str:
@@ -148,10 +167,10 @@ def _execute(job, args: argparse.Namespace, run_config: dict) -> int:
     from mnist_pipeline.cli.run_outcome import outcome_of
 
     started = time.perf_counter()
-    with _instance() as instance, _display(args):
+    with _instance() as instance, _display(args, instance):
         # execute_job rather than execute_in_process, which keeps every step's output (the data sets,
-        # the models) in memory until the run ends. The job's in-process executor still runs every
-        # step in this process.
+        # the models) in memory until the run ends. Locally every step runs in this process
+        # (defs/executor.py); on the cluster, in the workers.
         with dg.execute_job(
             dg.reconstructable(job), instance, run_config={**run_config, **logger_run_config()}, raise_on_error=False
         ) as result:
@@ -176,7 +195,7 @@ def update(args: argparse.Namespace) -> int:
     from mnist_pipeline.defs.automation.what_changed import keys_materialized, materialize_what_changed
 
     started = time.perf_counter()
-    with _instance() as instance, _display(args) as display:
+    with _instance() as instance, _display(args, instance) as display:
         outcome = materialize_what_changed(
             _definitions(),
             instance,
