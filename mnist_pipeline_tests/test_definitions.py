@@ -11,27 +11,14 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.defs.data.assets import raw_mnist, scaled_mnist
-from mnist_pipeline.defs.data.resources import MnistSource
-from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.definitions import all_assets, defs
 from mnist_pipeline.defs.executor import pipeline_executor
 from mnist_pipeline.defs.jobs import full_pipeline_job
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
-from mnist_pipeline.defs.resources import resources_for_env, storage_resources
+from mnist_pipeline.defs.resources import resources_for_env
+from mnist_pipeline_tests.pipeline_support import ALL_KEYS, ASSET_KEYS, FAST_TRAINING, resources
 
 REPO = Path(__file__).resolve().parents[1]
-ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
-ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS, "production_model"}
-FAST_TRAINING = hyperparameters_run_config(epochs=2, batch_size=30)
-
-
-def resources(idx_dir: Path, storage_dir: Path, min_test_accuracy: float = 0.0) -> dict:
-    """Synthetic data; the accuracy gate is off unless a test sets it."""
-    return {
-        "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
-        "quality_gates": QualityGates(min_test_accuracy=min_test_accuracy),
-        **storage_resources(str(storage_dir)),
-    }
 
 
 def test_definitions_load():

@@ -19,27 +19,7 @@ from mnist_pipeline.defs.io_managers import (
     StorageError,
 )
 from mnist_pipeline.defs.resources import io_managers
-
-
-def store(io_manager, key: str, value):
-    context = dg.build_output_context(asset_key=dg.AssetKey(key))
-    io_manager.handle_output(context, value)
-    return context
-
-
-def fetch(io_manager, key: str):
-    # Contexts closed at once, also when loading raises, so their instances never outlive the call.
-    with dg.build_output_context(asset_key=dg.AssetKey(key)) as upstream:
-        with dg.build_input_context(asset_key=dg.AssetKey(key), upstream_output=upstream) as context:
-            return io_manager.load_input(context)
-
-
-def tiny_model():
-    import keras
-
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+from mnist_pipeline_tests.io_support import fetch, store, tiny_digit_model
 
 
 def registry_manager(storage_dir):
@@ -72,7 +52,7 @@ def test_npz_round_trip_without_pickle(storage_dir, synthetic_dataset):
 
 def test_keras_model_round_trip_in_safe_mode(storage_dir):
     manager = KerasModelIOManager(base_dir=str(storage_dir))
-    model = tiny_model()
+    model = tiny_digit_model()
     store(manager, "compiled_model", model)
     loaded = fetch(manager, "compiled_model")
     for original, restored in zip(model.get_weights(), loaded.get_weights()):
@@ -83,7 +63,7 @@ def test_keras_model_round_trip_in_safe_mode(storage_dir):
 
 def test_the_trained_model_is_stored_once_in_the_registry_by_version(storage_dir):
     manager = registry_manager(storage_dir)
-    model = tiny_model()
+    model = tiny_digit_model()
     history = {"loss": [0.9, 0.5], "val_accuracy": [0.7, 0.8]}
     context = store(manager, "trained_model", trained(model, history))
     model_file = storage_dir / "model_registry" / "v1" / "model.keras"
@@ -96,7 +76,7 @@ def test_the_trained_model_is_stored_once_in_the_registry_by_version(storage_dir
 
 def test_reading_the_trained_model_gives_its_history_without_loading_keras(storage_dir):
     manager = registry_manager(storage_dir)
-    model = tiny_model()
+    model = tiny_digit_model()
     store(manager, "trained_model", trained(model, {"loss": [0.9, 0.5]}))
     loaded = fetch(manager, "trained_model")
     assert (loaded.version, loaded.history, loaded.loaded) == ("v1", {"loss": [0.9, 0.5]}, False)
@@ -107,7 +87,7 @@ def test_reading_the_trained_model_gives_its_history_without_loading_keras(stora
 
 def test_a_trained_model_without_version_is_refused_before_anything_is_written(storage_dir):
     with pytest.raises(ValueError, match=r"^trained_model: expected a TrainedModel with its version and lineage \(run_id\) to register, found version None"):
-        store(registry_manager(storage_dir), "trained_model", TrainedModel(tiny_model(), {"loss": [1.0]}))
+        store(registry_manager(storage_dir), "trained_model", TrainedModel(tiny_digit_model(), {"loss": [1.0]}))
     assert not storage_dir.exists() or not any(storage_dir.rglob("*.keras"))
 
 
@@ -123,7 +103,7 @@ def test_a_trained_model_stored_by_the_old_layout_says_to_materialize_it_again(s
 
 def test_a_damaged_registry_model_fails_the_trained_model_load_naming_the_file(storage_dir):
     manager = registry_manager(storage_dir)
-    store(manager, "trained_model", trained(tiny_model()))
+    store(manager, "trained_model", trained(tiny_digit_model()))
     model_file = storage_dir / "model_registry" / "v1" / "model.keras"
     truncate(model_file, keep=1000)
     with pytest.raises(DamagedArtifactError, match=rf"^{model_file}: expected the model file of version v1 with SHA-256 .*Rebuild it") as raised:
@@ -183,7 +163,7 @@ def test_failed_write_keeps_the_previous_artifact(storage_dir):
 
 def test_failed_model_save_keeps_the_previous_model(storage_dir, monkeypatch):
     manager = registry_manager(storage_dir)
-    model = tiny_model()
+    model = tiny_digit_model()
     store(manager, "trained_model", trained(model))
     before = (storage_dir / "trained_model.json").read_bytes()
 
@@ -216,7 +196,7 @@ def test_unwritable_registry_is_a_storage_error_naming_trained_model(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(StorageError, match=r"a_file/storage: expected a writable storage directory for trained_model, found"):
-        store(registry_manager(blocker / "storage"), "trained_model", trained(tiny_model()))
+        store(registry_manager(blocker / "storage"), "trained_model", trained(tiny_digit_model()))
 
 
 def test_missing_storage_directory_is_created(tmp_path):
@@ -257,8 +237,8 @@ def stored_artifacts(storage_dir, synthetic_dataset):
     table = pd.DataFrame({"index": [0, 1], "confidence": [0.5, 0.9]})
     return [
         (NpzIOManager(base_dir=str(storage_dir)), "raw_mnist", synthetic_dataset, "raw_mnist.npz", "raw_mnist.npz"),
-        (KerasModelIOManager(base_dir=str(storage_dir)), "compiled_model", tiny_model(), "compiled_model.keras", "compiled_model.keras"),
-        (registry_manager(storage_dir), "trained_model", trained(tiny_model()), "trained_model.json", "trained_model.json"),
+        (KerasModelIOManager(base_dir=str(storage_dir)), "compiled_model", tiny_digit_model(), "compiled_model.keras", "compiled_model.keras"),
+        (registry_manager(storage_dir), "trained_model", trained(tiny_digit_model()), "trained_model.json", "trained_model.json"),
         (JsonIOManager(base_dir=str(storage_dir)), "evaluation_metrics", {"test_accuracy": 0.97}, "evaluation_metrics.json",
          "evaluation_metrics.json"),
         (ParquetIOManager(base_dir=str(storage_dir)), "predictions_table", table, "predictions_table.parquet",
@@ -333,7 +313,7 @@ def test_an_artifact_written_before_records_were_kept_is_not_trusted(storage_dir
 def test_a_damaged_keras_model_is_not_reported_as_file_not_found(storage_dir):
     """The issue's case: Keras said "File not found" for a truncated .keras file."""
     manager = KerasModelIOManager(base_dir=str(storage_dir))
-    store(manager, "compiled_model", tiny_model())
+    store(manager, "compiled_model", tiny_digit_model())
     truncate(storage_dir / "compiled_model.keras", keep=1000)
     with pytest.raises(DamagedArtifactError, match="compiled_model.keras: expected the stored artifact of asset 'compiled_model'") as raised:
         fetch(manager, "compiled_model")

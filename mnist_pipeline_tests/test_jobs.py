@@ -12,7 +12,7 @@ from mnist_pipeline.defs.jobs import JOBS
 from mnist_pipeline.defs.model.config import Hyperparameters, hyperparameters_run_config
 from mnist_pipeline.ml.model.presets import PRESETS
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-from mnist_pipeline_tests.test_definitions import ALL_KEYS, resources
+from mnist_pipeline_tests.pipeline_support import ALL_KEYS, resources
 
 SELECTIONS = {
     "mnist_full_pipeline": ALL_KEYS,

@@ -33,7 +33,7 @@ from mnist_pipeline.registry.store import MODEL_FILE, DamagedFileError, ModelReg
 from mnist_pipeline.storage.location import storage_location
 from mnist_pipeline_tests.cluster_support import cluster_env
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-from mnist_pipeline_tests.test_io_managers import fetch, store, tiny_model
+from mnist_pipeline_tests.io_support import fetch, store, tiny_digit_model
 
 pytestmark = pytest.mark.cluster
 
@@ -75,7 +75,7 @@ def test_each_io_manager_round_trips_through_the_object_store(store_url, synthet
         "png": PngDirectoryIOManager(base_dir=store_url),
     }
     table = pd.DataFrame({"index": [0, 1], "predicted": [7, 2], "confidence": [0.9, 0.8]})
-    model = tiny_model()
+    model = tiny_digit_model()
     store(managers["npz"], "scaled_mnist", synthetic_dataset)
     store(managers["keras"], "compiled_model", model)
     store(managers["json"], "hyperparameters", {"epochs": 1, "batch_size": 30})
@@ -133,7 +133,7 @@ def test_a_damaged_object_is_refused_naming_its_url_and_both_hashes(store_url, s
 
 def test_the_registry_registers_and_loads_a_model_by_version_and_refuses_a_damaged_one(store_url):
     registry = ModelRegistry(storage_location(f"{store_url}/model_registry", "test"))
-    model = tiny_model()
+    model = tiny_digit_model()
     registry.register("v1", model, {"run_id": "run-1", "hyperparameters": {"epochs": 1}}, {"loss": [0.5]})
     registry.register("v1", model, {"run_id": "run-2", "hyperparameters": {"epochs": 1}}, {"loss": [0.5]})
     assert registry.versions() == ["v1"]
@@ -158,7 +158,7 @@ def test_the_registry_registers_and_loads_a_model_by_version_and_refuses_a_damag
 
 def test_trained_model_goes_to_the_registry_on_the_object_store(store_url):
     manager = io_managers(store_url)["registry_model_io_manager"]
-    model = tiny_model()
+    model = tiny_digit_model()
     store(manager, "trained_model", TrainedModel(model, {"loss": [1.0]}, version="v7", lineage={"run_id": "run-7", "hyperparameters": {}}))
     loaded = fetch(manager, "trained_model")
     assert loaded.version == "v7" and loaded.history == {"loss": [1.0]}
@@ -206,7 +206,7 @@ def test_a_pipeline_run_with_the_storage_url_writes_every_artifact_to_the_bucket
 def test_concurrent_registrations_of_one_version_lose_no_run_and_agree_on_the_model_file(store_url):
     """No lock in an object store: conditional writes keep every run id and one model file (registry/store.py)."""
     registry = ModelRegistry(storage_location(f"{store_url}/model_registry", "test"))
-    models = [tiny_model() for _ in range(4)]  # one per writer (Keras models are not shared across threads), same weights
+    models = [tiny_digit_model() for _ in range(4)]  # one per writer (Keras models are not shared across threads), same weights
     for model in models[1:]:
         model.set_weights(models[0].get_weights())
 

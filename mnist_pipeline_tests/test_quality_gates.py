@@ -25,8 +25,8 @@ from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.registry.promotion import PromotionRefused, check_promotable
 from mnist_pipeline.registry.store import DamagedFileError, ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset
-from mnist_pipeline_tests.test_registry import run_manifest, tiny_model, truncate
-from mnist_pipeline_tests.test_definitions import resources
+from mnist_pipeline_tests.registry_support import run_manifest, tiny_model, truncate
+from mnist_pipeline_tests.pipeline_support import resources
 
 pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
 

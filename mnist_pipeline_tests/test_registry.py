@@ -22,24 +22,12 @@ from mnist_pipeline.registry.store import (
     UnknownModelVersionError,
     UnloadableModelError,
 )
-
-
-def tiny_model(seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+from mnist_pipeline_tests.registry_support import run_manifest, tiny_model, truncate
 
 
 def lambda_model() -> keras.Model:
     """A model Keras refuses to load in safe mode: its Lambda layer is arbitrary Python code."""
     return keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(3)])
-
-
-def run_manifest(run_id: str = "run-1") -> dict:
-    return {"run_id": run_id, "hyperparameters": {"epochs": 1, "optimizer": "adam"}, "code_version": "c"}
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 def manifest_of(registry: ModelRegistry, version: str) -> dict:
@@ -421,7 +409,6 @@ def test_a_promotion_is_a_run_of_production_model_configured_with_the_version(cl
     assert run is not None and run.job_name == "mnist_promote_model" and run.is_success
     assert run.run_config["ops"]["production_model"]["config"] == {"version": "v1", "reason": "rollback drill"}
     assert event.run_id == served["run_id"] and event.asset_materialization.metadata["version"].value == "v1"
-
 
 
 def test_promoting_the_served_version_again_keeps_its_rollback_target(cli_registry, capsys):

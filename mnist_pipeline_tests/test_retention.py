@@ -15,7 +15,7 @@ from mnist_pipeline.registry.promotion import ProductionPointerError
 from mnist_pipeline.storage.atomic import atomic_publish_directory
 from mnist_pipeline.registry.store import ModelRegistry
 from mnist_pipeline.registry.retention import IN_FLIGHT_SECONDS, UNFINISHED_CHECKPOINT_DAYS, StorageLocations, prune
-from mnist_pipeline_tests.test_registry import run_manifest, tiny_model
+from mnist_pipeline_tests.registry_support import run_manifest, tiny_model
 
 VERSIONS = [f"v{i}" for i in range(1, 9)]  # registered in this order: v1 oldest
 

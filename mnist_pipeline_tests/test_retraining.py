@@ -8,10 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.automation.retraining import mnist_files_changed, weekly_retraining_schedule
 from mnist_pipeline.settings import DEFAULT_RETRAIN_CRON
-from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
+from mnist_pipeline_tests.pipeline_support import build_defs, change_a_label, evaluate_schedule, evaluate_sensor, FAST, update
 
 pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
 
@@ -40,31 +39,6 @@ def names(request: dg.RunRequest) -> list[str]:
     """The requested assets: the files' observation first, then the rest (order within a level is free)."""
     keys = [key.to_user_string() for key in request.asset_selection]
     return keys[:1] + sorted(keys[1:])
-
-
-# The contexts are closed at once (not left to the garbage collector), so the instance
-# state they hold is released in order, within the test that made them.
-def evaluate_schedule(defs, instance, idx_dir):
-    with dg.build_schedule_context(
-        instance=instance, repository_def=defs.get_repository_def(),
-        resources={"mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[])},
-    ) as context:
-        return weekly_retraining_schedule()(context)
-
-
-def evaluate_sensor(defs, instance, idx_dir, cursor=None):
-    with dg.build_sensor_context(
-        instance=instance, repository_def=defs.get_repository_def(), cursor=cursor,
-        resources={"mnist_source": MnistSource(data_dir=str(idx_dir) if idx_dir else None, download_sources=[])},
-    ) as context:
-        return mnist_files_changed(context), context.cursor
-
-
-def change_a_label(idx_dir: Path) -> None:
-    labels = idx_dir / "train-labels-idx1-ubyte"
-    raw = bytearray(labels.read_bytes())
-    raw[8] = (raw[8] + 1) % 10
-    labels.write_bytes(bytes(raw))
 
 
 def test_schedule_is_weekly_and_off_until_switched_on():

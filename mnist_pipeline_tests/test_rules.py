@@ -22,7 +22,7 @@ from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.registry.promotion import PromotionRefused
 from mnist_pipeline.registry.store import ModelRegistry
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-from mnist_pipeline_tests.test_registry import run_manifest, tiny_model
+from mnist_pipeline_tests.registry_support import run_manifest, tiny_model
 
 # --- the accuracy gate ----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import pytest
 from mnist_pipeline.definitions import all_assets
 from mnist_pipeline.ml.reports import plots
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-from mnist_pipeline_tests.test_definitions import FAST_TRAINING, resources
+from mnist_pipeline_tests.pipeline_support import FAST_TRAINING, resources
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

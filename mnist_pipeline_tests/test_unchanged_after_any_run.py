@@ -18,8 +18,7 @@ import dagster as dg
 import pytest
 
 from mnist_pipeline.defs.automation.what_changed import what_changed
-from mnist_pipeline_tests.test_retraining import change_a_label, evaluate_schedule, evaluate_sensor
-from mnist_pipeline_tests.test_what_changed import FAST, build_defs, update
+from mnist_pipeline_tests.pipeline_support import build_defs, change_a_label, evaluate_schedule, evaluate_sensor, FAST, update
 
 pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
 

@@ -18,7 +18,7 @@ from dagster_graphql import DagsterGraphQLClientError
 
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-from mnist_pipeline_tests.test_definitions import ALL_KEYS
+from mnist_pipeline_tests.pipeline_support import ALL_KEYS
 from mnist_pipeline_tests.webserver import Webserver, running_webserver
 
 pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out

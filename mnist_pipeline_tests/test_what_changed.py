@@ -7,55 +7,22 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from mnist_pipeline.defs.data.resources import MnistSource
-from mnist_pipeline.definitions import all_assets, all_checks
-from mnist_pipeline.defs.evaluation.gates import QualityGates
-from mnist_pipeline.defs.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
 from mnist_pipeline.defs.model.config import hyperparameters_config
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.defs.resources import io_managers, storage_resources
+from mnist_pipeline.defs.resources import io_managers
 from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.ml.content_versions import model_version
 from mnist_pipeline.registry.store import ModelRegistry, UnknownModelVersionError
-from mnist_pipeline.defs.automation.what_changed import keys_materialized, materialize_what_changed, unsynced_assets
+from mnist_pipeline.defs.automation.what_changed import unsynced_assets
+from mnist_pipeline_tests.pipeline_support import FAST, build_defs, update
 
 pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
 
-FAST = hyperparameters_config(epochs=1, batch_size=30)
 EVERYTHING = [
     "compiled_model", "digit_plots", "evaluation_metrics", "hyperparameters", "predictions_table", "production_model",
     "raw_mnist", "scaled_mnist", "trained_model",
 ]
 RETRAINED = ["compiled_model", "digit_plots", "evaluation_metrics", "predictions_table", "production_model", "trained_model"]
-
-
-def build_defs(idx_dir, storage_dir, replace_code_version: dict[str, str] | None = None) -> dg.Definitions:
-    assets = []
-    for asset in all_assets:
-        if isinstance(asset, dg.AssetsDefinition) and replace_code_version:
-            key = asset.key.to_user_string()
-            if key in replace_code_version:
-                asset = asset.map_asset_specs(lambda spec: spec.replace_attributes(code_version=replace_code_version[key]))
-        assets.append(asset)
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=all_checks,
-        jobs=[full_pipeline_job, observe_sources_job, predictions_and_plots_job],
-        resources={
-            "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
-            "quality_gates": QualityGates(min_test_accuracy=0.0),
-            **storage_resources(str(storage_dir)),
-        },
-    )
-
-
-def update(defs, instance, hyperparameters=None, log=lambda message: None):
-    outcome = materialize_what_changed(
-        defs, instance, job_name=full_pipeline_job.name, observe_job_name=observe_sources_job.name,
-        hyperparameters=hyperparameters, log=log,
-    )
-    assert outcome.success
-    return keys_materialized(outcome.run) if outcome.run else []
 
 
 @pytest.fixture
