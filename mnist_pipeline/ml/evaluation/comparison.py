@@ -17,6 +17,8 @@ from math import comb
 
 import numpy as np
 
+from mnist_pipeline.ml.evaluation.metrics import confusion_matrix, precision_recall
+
 SIGNIFICANCE_LEVEL = 0.05
 
 
@@ -44,11 +46,10 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> McNemar:
 
 
 def per_class_accuracy(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """The share of each class's test images predicted right (NaN for a class with no image)."""
-    totals = np.bincount(true_labels, minlength=num_classes).astype(np.float64)
-    right = np.bincount(true_labels[predicted == true_labels], minlength=num_classes).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, right / np.where(totals > 0, totals, 1), np.nan)
+    """The share of each class's test images predicted right: its recall (metrics.py), NaN for a class with no image."""
+    matrix = confusion_matrix(true_labels, predicted, num_classes)
+    _, recall = precision_recall(matrix)
+    return np.where(matrix.sum(axis=1) > 0, recall, np.nan)
 
 
 @dataclass(frozen=True)
