@@ -91,6 +91,11 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
     assert {row["candidate"] for row in board} == set(keys)
     assert {row["model_version"] for row in board} == {lineage[key]["version"] for key in keys}
     assert all(0.0 <= row["test_accuracy"] <= 1.0 and row["parameter_count"] > 0 for row in board)
+    # Each candidate's evaluation is kept per version, where `models show` and the promotion gate read it.
+    records = resources_for_env()["evaluation_records"].records()
+    assert {row["model_version"]: records.read(row["model_version"])["test_accuracy"] for row in board} == {
+        row["model_version"]: row["test_accuracy"] for row in board
+    }
 
     # Run again: both candidates are up to date, so nothing trains and no candidate is materialized again.
     code, out, err = sweep(capsys, "--preset", "fast", "--seeds", "0-1", "--epochs", "1")
@@ -99,3 +104,59 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
     assert len(recipes) == 2
     with open_instance(sweep_env) as instance:
         assert materializations(instance, candidate_model.key) == 2
+
+        # A candidate whose training depended on something else (other code or data: another training key)
+        # is stale, and only it: the next sweep would train it alone.
+        from mnist_pipeline.defs.experiments.sweep import plan
+        from mnist_pipeline.ml.model.candidates import expand_grid
+
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=candidate_model.key, partition=keys[0], metadata={"training_key": "older code"})
+        )
+        stale = plan(instance, expand_grid(["fast"], [0, 1], {"epochs": [1]}))
+        assert (stale.to_run, stale.up_to_date) == ([keys[0]], [keys[1]])
+
+
+def test_a_candidate_reads_its_config_by_key_and_a_key_without_one_is_refused(tmp_path):
+    from mnist_pipeline.defs.experiments.resources import CandidateConfigError, ExperimentStore
+    from mnist_pipeline.ml.model.candidates import make_candidate
+
+    store = ExperimentStore(root=str(tmp_path / "experiments"))
+    candidate = make_candidate("best", 3, {"learning_rate": 0.002})
+    store.write_config(candidate)
+    assert store.read_config(candidate.key) == candidate
+    with pytest.raises(CandidateConfigError, match=r"candidates/best-s4\.json: expected the config record of candidate 'best-s4', found no file"):
+        store.read_config("best-s4")
+    # A record copied under another key is refused: it would train a config its key does not name.
+    store.config_path("best-s9").write_text(json.dumps(candidate.as_record()))
+    with pytest.raises(CandidateConfigError, match="best-s9.json: expected the config record of candidate 'best-s9', found .*does not match"):
+        store.read_config("best-s9")
+
+
+def test_a_damaged_candidate_record_is_reported_not_read(tmp_path):
+    from mnist_pipeline.defs.experiments.resources import CandidateRecordIOManager, ExperimentStore
+    from mnist_pipeline.storage.integrity import IntegrityError
+
+    store = ExperimentStore(root=str(tmp_path / "experiments"))
+    manager = CandidateRecordIOManager(experiment_store=store)
+    key = dg.AssetKey("candidate_evaluation")
+    context = dg.build_output_context(asset_key=key, partition_key="fast-s0")
+    manager.handle_output(context, {"candidate": "fast-s0", "test_accuracy": 0.9})
+    assert manager.read(key, "fast-s0") == {"candidate": "fast-s0", "test_accuracy": 0.9}
+    path = store.record_path(key, "fast-s0")
+    path.write_text(path.read_text().replace("0.9", "0.99"))
+    with pytest.raises(IntegrityError, match=r"fast-s0\.json: expected the record of asset 'candidate_evaluation' for candidate 'fast-s0'"):
+        manager.read(key, "fast-s0")
+
+
+def test_what_changed_leaves_the_sweep_to_the_sweep(open_instance, tmp_path):
+    """`update` runs the full job's assets; candidates are partitions that only a sweep names, so it must not pick them."""
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.defs.automation.what_changed import what_changed
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with open_instance(home) as instance:
+        changed = {key.to_user_string() for key in what_changed(instance, defs().resolve_asset_graph()).changed}
+    assert "trained_model" in changed and "production_model" in changed
+    assert changed.isdisjoint({"candidate_model", "candidate_evaluation", "leaderboard"})

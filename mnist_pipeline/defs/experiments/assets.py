@@ -12,6 +12,7 @@ import dagster as dg
 
 from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
+from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.experiments.resources import ExperimentStore
 from mnist_pipeline.defs.io_managers import verified_data_version
 from mnist_pipeline.defs.model.config import Hyperparameters
@@ -118,14 +119,21 @@ def candidate_model(
 def candidate_evaluation(
     context: dg.AssetExecutionContext,
     model_registry: ModelRegistryResource,
+    evaluation_records: EvaluationRecordsResource,
     candidate_model: dict,
     scaled_mnist: DigitDataset,
 ) -> dg.Output[dict]:
     """The candidate's test loss and accuracy (the main chain's `evaluate`), beside its validation accuracy and cost."""
     from mnist_pipeline.ml.evaluation.evaluate import evaluate
 
-    model = model_registry.registry().load(candidate_model["model_version"])
+    version = candidate_model["model_version"]
+    model = model_registry.registry().load(version)
     evaluation = evaluate(model, scaled_mnist.test_images, scaled_mnist.test_labels)
+    # Kept per model version as evaluation_metrics keeps it: `models show` lists it, and the
+    # accuracy gate of `models promote` reads it, so a candidate can be served like any version.
+    evaluation_records.records().write(
+        version, {"model_version": version, "num_test_images": int(scaled_mnist.num_test), **evaluation.as_metrics()}
+    )
     record = {
         **{name: candidate_model[name] for name in ("candidate", "model_version", "overrides", "training_seconds", "parameter_count", "validation_accuracy")},
         "preset": candidate_model["params"]["preset"],

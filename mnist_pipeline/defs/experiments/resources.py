@@ -63,9 +63,15 @@ class ExperimentStore(dg.ConfigurableResource):
         except (ValueError, UnicodeDecodeError) as error:
             raise CandidateConfigError(f"{path}: expected the config record of candidate {key!r} as JSON, found invalid JSON ({error})") from error
         try:
-            return Candidate.from_record(record)
+            candidate = Candidate.from_record(record)
         except (SweepSpecError, KeyError, TypeError) as error:
             raise CandidateConfigError(f"{path}: expected the config record of candidate {key!r}, found {error}") from error
+        if candidate.key != key:
+            raise CandidateConfigError(
+                f"{path}: expected the config record of candidate {key!r}, found the config of {candidate.key!r}: "
+                "the record does not match its partition key"
+            )
+        return candidate
 
     def record_path(self, asset_key: dg.AssetKey, key: str) -> Path:
         return self.directory().joinpath(*asset_key.path) / f"{key}.json"
