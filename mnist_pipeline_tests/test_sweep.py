@@ -84,8 +84,12 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
     assert sorted(lineage) == sorted(keys)
     assert all(record["hyperparameters"]["epochs"] == 1 and record["runs"] for record in lineage.values())
 
+    assert cli.main(["leaderboard"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["rank", "candidate", "validation_accuracy"]
     cli.main(["leaderboard", "--json"])
     board = json.loads(capsys.readouterr().out)
+    assert table[1].split()[:2] == ["1", board[0]["candidate"]]
     assert [row["rank"] for row in board] == [1, 2]
     assert board[0]["validation_accuracy"] >= board[1]["validation_accuracy"]
     assert {row["candidate"] for row in board} == set(keys)
@@ -104,6 +108,11 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
     assert len(recipes) == 2
     with open_instance(sweep_env) as instance:
         assert materializations(instance, candidate_model.key) == 2
+        # The leaderboard in the UI: its table, and the plot embedded as a PNG; no model served yet.
+        shown = instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
+        assert all(key in shown["table"].value for key in keys) and "validation_accuracy" in shown["table"].value
+        assert shown["plot"].value.startswith("![validation accuracy against training seconds](data:image/png;base64,iVBOR")
+        assert shown["production_model"].value == "none" and shown["dagster/row_count"].value == 2
 
         # A candidate whose training depended on something else (other code or data: another training key)
         # is stale, and only it: the next sweep would train it alone.
@@ -160,3 +169,17 @@ def test_what_changed_leaves_the_sweep_to_the_sweep(open_instance, tmp_path):
         changed = {key.to_user_string() for key in what_changed(instance, defs().resolve_asset_graph()).changed}
     assert "trained_model" in changed and "production_model" in changed
     assert changed.isdisjoint({"candidate_model", "candidate_evaluation", "leaderboard"})
+
+
+def test_candidates_train_on_the_training_queue_and_count_as_training_runs():
+    """On the cluster, like trained_model: the Celery queue `training`, and the run queue's limit on training runs."""
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
+    from mnist_pipeline.defs.jobs import TRAINING_RUN_TAG
+
+    job = defs().resolve_job_def("mnist_sweep_candidates")
+    tags = {node.name: dict(node.tags) for node in job.graph.node_defs}
+    assert TRAINING_STEP_TAGS.items() <= tags["candidate_model"].items()
+    assert not TRAINING_STEP_TAGS.items() <= tags["candidate_evaluation"].items()
+    assert TRAINING_RUN_TAG in job.tags
+    assert defs().resolve_job_def("mnist_sweep_candidates").partitions_def.name == "candidates"
