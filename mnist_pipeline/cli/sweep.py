@@ -11,6 +11,7 @@ candidate at a time. `leaderboard` prints the last leaderboard stored.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -80,14 +81,19 @@ def leaderboard_job():
     return _definitions().resolve_job_def(job.name)
 
 
-def _run_in_worker(key: str) -> tuple[str, bool, str]:
-    """A worker process's run of one candidate (the instance opened from DAGSTER_HOME, as the parent's)."""
+def _run_in_worker(verbose: bool, key: str) -> tuple[str, bool, str]:
+    """A worker process's run of one candidate (the instance opened from DAGSTER_HOME, as the parent's).
+
+    With the command's step display, as in the parent: the workers' lines interleave, one per step.
+    """
     import dagster as dg
 
+    from mnist_pipeline.cli.display import logger_run_config
+    from mnist_pipeline.cli.main import _display
     from mnist_pipeline.defs.experiments.sweep import run_candidate
 
-    with dg.DagsterInstance.get() as instance:
-        return run_candidate(sweep_candidates, instance, key)
+    with dg.DagsterInstance.get() as instance, _display(argparse.Namespace(verbose=verbose)):
+        return run_candidate(sweep_candidates, instance, key, logger_run_config())
 
 
 def _ensure_data(instance, args) -> bool:
@@ -147,7 +153,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
             # spawn: each worker a fresh interpreter (TensorFlow does not survive fork)
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                outcomes = list(pool.map(_run_in_worker, todo.to_run))
+                outcomes = list(pool.map(functools.partial(_run_in_worker, args.verbose), todo.to_run))
         for key, success, run_id in outcomes:
             print(f"  {key:<32} {'trained and evaluated' if success else 'FAILED'} (run {run_id})")
         with _display(args), dg.execute_job(
