@@ -47,6 +47,23 @@ def test_record_round_trips_and_rejects_a_record_not_matching_its_key():
 
 
 @pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("best-s3", make_candidate("best", 3)),
+        ("tutorial-s0", make_candidate("tutorial", 0)),
+        ("best-s3-lr0.002-1a2b3c", None),  # overrides: only the record says which values the hash stands for
+        ("huge-s3", None),  # no such preset
+        ("best-3", None),
+        ("best-s", None),
+    ],
+)
+def test_a_plain_key_is_its_whole_config(key, expected):
+    assert Candidate.from_plain_key(key) == expected
+    if expected is not None:
+        assert expected.key == key  # the inverse of the key rule
+
+
+@pytest.mark.parametrize(
     ("text", "seeds"),
     [("3", [3]), ("0-4", [0, 1, 2, 3, 4]), ("0,2,5", [0, 2, 5]), ("0-1,1-2", [0, 1, 2])],
 )

@@ -134,8 +134,12 @@ def test_a_candidate_reads_its_config_by_key_and_a_key_without_one_is_refused(tm
     candidate = make_candidate("best", 3, {"learning_rate": 0.002})
     store.write_config(candidate)
     assert store.read_config(candidate.key) == candidate
-    with pytest.raises(CandidateConfigError, match=r"candidates/best-s4\.json: expected the config record of candidate 'best-s4', found no file"):
-        store.read_config("best-s4")
+    # A key that is its whole config (added by hand in the UI) needs no record; any other key does.
+    assert store.read_config("best-s4") == make_candidate("best", 4)
+    with pytest.raises(CandidateConfigError, match=r"candidates/best-s4-lr0\.002-abcdef\.json: expected the config record of candidate 'best-s4-lr0.002-abcdef', found no file"):
+        store.read_config("best-s4-lr0.002-abcdef")
+    with pytest.raises(CandidateConfigError, match=r"candidates/huge-s1\.json: expected the config record of candidate 'huge-s1', found no file"):
+        store.read_config("huge-s1")
     # A record copied under another key is refused: it would train a config its key does not name.
     store.config_path("best-s9").write_text(json.dumps(candidate.as_record()))
     with pytest.raises(CandidateConfigError, match="best-s9.json: expected the config record of candidate 'best-s9', found .*does not match"):

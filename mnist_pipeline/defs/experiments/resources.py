@@ -56,9 +56,12 @@ class ExperimentStore(dg.ConfigurableResource):
         try:
             record = json.loads(path.read_text())
         except FileNotFoundError:
+            plain = Candidate.from_plain_key(key)  # e.g. `best-s3` added in the UI: the key is the whole config
+            if plain is not None:
+                return plain
             raise CandidateConfigError(
                 f"{path}: expected the config record of candidate {key!r}, found no file; add candidates with "
-                "`mnist-pipeline sweep`, which writes it (a key added by hand in the UI has no config)"
+                "`mnist-pipeline sweep`, which writes it (in the UI, only keys such as best-s3 need none)"
             ) from None
         except (ValueError, UnicodeDecodeError) as error:
             raise CandidateConfigError(f"{path}: expected the config record of candidate {key!r} as JSON, found invalid JSON ({error})") from error

@@ -59,6 +59,19 @@ class Candidate:
         return {"key": self.key, "preset": self.preset, "seed": self.seed, "overrides": dict(self.overrides)}
 
     @classmethod
+    def from_plain_key(cls, key: str) -> Candidate | None:
+        """The candidate a key without overrides names (`best-s3`), or None for any other key.
+
+        The inverse of `key` where the key holds the whole config: a key typed in the UI's
+        "add partition" can then train without a record. Keys with overrides carry a hash,
+        so only their record says which values they stand for.
+        """
+        match = re.fullmatch(r"([a-z]+)-s(\d+)", key)
+        if not match or match.group(1) not in PRESETS:
+            return None
+        return make_candidate(match.group(1), int(match.group(2)))
+
+    @classmethod
     def from_record(cls, record: dict) -> Candidate:
         candidate = make_candidate(record["preset"], record["seed"], record.get("overrides", {}))
         if candidate.key != record["key"]:
