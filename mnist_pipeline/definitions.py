@@ -16,12 +16,15 @@ from mnist_pipeline.defs.automation.run_health import dead_runs_failed
 from mnist_pipeline.defs.data import definitions as data
 from mnist_pipeline.defs.evaluation import definitions as evaluation
 from mnist_pipeline.defs.executor import pipeline_executor
+from mnist_pipeline.defs.experiments import definitions as experiments
 from mnist_pipeline.defs.jobs import JOBS
 from mnist_pipeline.defs.model import definitions as model
 from mnist_pipeline.defs.reports import definitions as reports
 from mnist_pipeline.defs.resources import resources_for_env
 from mnist_pipeline.defs.serving import definitions as serving
 
+# The main chain, which `all_assets` materializes in one run; the experiments (sweep candidates, one
+# partition per run, and their leaderboard) join it in the code location only.
 DOMAINS = (data.defs, model.defs, evaluation.defs, reports.defs, serving.defs)
 all_assets = [asset for domain in DOMAINS for asset in domain.assets]
 all_checks = [check for domain in DOMAINS for check in domain.asset_checks]
@@ -32,6 +35,7 @@ def defs() -> dg.Definitions:
     """The code location as Dagster loads it: the domains, the jobs, the automation and the resources."""
     return dg.Definitions.merge(
         *DOMAINS,
+        experiments.defs,
         dg.Definitions(
             jobs=JOBS,
             schedules=[weekly_retraining_schedule()],

@@ -20,7 +20,9 @@ from mnist_pipeline.defs.resources import storage_resources
 from mnist_pipeline.definitions import all_assets, all_checks
 
 ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
-ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS, "production_model"}
+ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS, "production_model"}  # the main chain: all_assets, the full job
+EXPERIMENT_KEYS = {"candidate_model", "candidate_evaluation", "leaderboard"}  # sweeps: in the code location only
+LOCATION_KEYS = ALL_KEYS | EXPERIMENT_KEYS
 FAST_TRAINING = hyperparameters_run_config(epochs=2, batch_size=30)
 FAST = hyperparameters_config(epochs=1, batch_size=30)
 

@@ -170,3 +170,24 @@ def test_digit_plots_are_small_pngs(trained, metrics, table):
     for name, png in plots.items():
         assert png.startswith(PNG_SIGNATURE), name
         assert 1_000 < len(png) < 200_000, name
+
+
+def test_trained_model_trains_through_the_shared_recipe_function(scaled, checkpoints, monkeypatch):
+    """trained_model trains with ml/model/training.train_with_recipe, the one path sweep candidates use too.
+
+    The spy records the call and runs the real function: nothing is stood in for.
+    """
+    from mnist_pipeline.ml.model import training
+
+    calls = []
+    real = training.train_with_recipe
+
+    def recording(compiled, dataset, recipe, **kwargs):
+        calls.append(recipe)
+        return real(compiled, dataset, recipe, **kwargs)
+
+    monkeypatch.setattr(training, "train_with_recipe", recording)
+    recipe = params(**{**TRAINING, "epochs": 1})
+    output = trained_model(context(), checkpoints, recipe, value(compiled_model(context(), recipe)), scaled)
+    assert calls == [recipe]
+    assert len(value(output).history["val_accuracy"]) == 1

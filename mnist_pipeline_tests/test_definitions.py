@@ -16,7 +16,7 @@ from mnist_pipeline.defs.executor import pipeline_executor
 from mnist_pipeline.defs.jobs import full_pipeline_job
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline.defs.resources import resources_for_env
-from mnist_pipeline_tests.pipeline_support import ALL_KEYS, ASSET_KEYS, FAST_TRAINING, resources
+from mnist_pipeline_tests.pipeline_support import ALL_KEYS, ASSET_KEYS, FAST_TRAINING, LOCATION_KEYS, resources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs())
     keys = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
-    assert keys == ALL_KEYS
+    assert keys == LOCATION_KEYS
 
 
 def test_lineage_follows_the_product_chain():
@@ -48,11 +48,11 @@ def test_every_asset_and_source_has_a_group_a_description_and_an_owner():
     """What the UI's catalog and asset pages show for each; the observable source included."""
     graph = defs().resolve_asset_graph()
     keys = graph.get_all_asset_keys()
-    assert {key.to_user_string() for key in keys} == ALL_KEYS  # sources are in the graph too
+    assert {key.to_user_string() for key in keys} == LOCATION_KEYS  # sources are in the graph too
     for key in keys:
         node = graph.get(key)
         name = key.to_user_string()
-        assert node.group_name in {"data", "model", "evaluation", "reports", "serving"}, f"{name}: group {node.group_name!r}"
+        assert node.group_name in {"data", "model", "evaluation", "reports", "serving", "experiments"}, f"{name}: group {node.group_name!r}"
         assert node.description and len(node.description) > 20, f"{name}: description {node.description!r}"
         assert node.owners == ["team:ml-platform"], f"{name}: owners {node.owners}"
 

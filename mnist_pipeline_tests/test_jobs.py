@@ -22,6 +22,8 @@ SELECTIONS = {
     "mnist_predictions_and_plots": {"predictions_table", "digit_plots"},
     "mnist_observe_sources": {"mnist_files"},
     "mnist_promote_model": {"production_model"},
+    "mnist_sweep_candidates": {"candidate_model", "candidate_evaluation"},
+    "mnist_leaderboard": {"leaderboard"},
 }
 ONE_EPOCH = hyperparameters_run_config(epochs=1, batch_size=30)
 
@@ -32,7 +34,8 @@ def selected_assets(job: dg.JobDefinition) -> set[str]:
 
 
 def test_definitions_offer_the_launchpad_jobs():
-    assert set(SELECTIONS) <= {job.name for job in JOBS}
+    experiments = {"mnist_sweep_candidates", "mnist_leaderboard"}  # defined by their domain (defs/experiments/definitions.py)
+    assert set(SELECTIONS) - experiments <= {job.name for job in JOBS}
     assert {job.name for job in defs().resolve_all_job_defs()} >= set(SELECTIONS)
 
 

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from mnist_pipeline.cli import main as cli
@@ -51,6 +52,7 @@ def locations(storage: Path) -> StorageLocations:
         published_dir=storage,
         checkpoints_dir=storage / "training_checkpoints",
         trained_model_record=storage / "trained_model.json",
+        candidate_records=storage / "experiments" / "candidate_model",
     )
 
 
@@ -89,6 +91,19 @@ def test_keeps_the_version_of_the_stored_evaluation(storage):
     (storage / "evaluation_metrics.json").write_text(json.dumps({"model_version": "v3", "test_accuracy": 0.5}))
     prune(locations(storage), keep=1, dry_run=False)
     assert registered(storage) == {"v3", "v8"}
+
+
+def test_keeps_every_sweep_candidates_version(storage):
+    """The leaderboard lists the candidates' versions (and the champion is built from them): never pruned."""
+    records = storage / "experiments" / "candidate_model"
+    records.mkdir(parents=True)
+    (records / "best-s0.json").write_text(json.dumps({"candidate": "best-s0", "model_version": "v2"}))
+    (records / "best-s1.json").write_text(json.dumps({"candidate": "best-s1", "model_version": "v4"}))
+    (records / "best-s1.json.sha256.json").write_text(json.dumps({"sha256": "0" * 64, "model_version": "v5"}))  # not a record
+    (records / "fast-s0.json").write_text("{damaged")  # protects nothing; the next sweep retrains it
+    plan = prune(locations(storage), keep=1, dry_run=False)
+    assert registered(storage) == {"v2", "v4", "v8"}
+    assert {entry.path.name: entry.reason for entry in plan.kept}["v4"] == "sweep candidate best-s1 (its record best-s1.json)"
 
 
 def test_dry_run_deletes_nothing_and_counts_the_bytes(storage):
@@ -200,3 +215,11 @@ def test_models_prune_with_a_damaged_pointer_is_one_line(storage, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"{storage / 'production_model.json'}: expected the production model pointer with a 'version' string, found []"]
     assert registered(storage) == set(VERSIONS)
+
+
+def test_the_command_looks_for_candidate_records_where_the_sweep_writes_them(tmp_path):
+    from mnist_pipeline.defs.resources import storage_locations, storage_resources
+
+    resources = storage_resources(str(tmp_path))
+    written = resources["experiment_store"].record_path(dg.AssetKey("candidate_model"), "best-s0")
+    assert storage_locations(resources).candidate_records == written.parent == tmp_path / "experiments" / "candidate_model"

@@ -18,7 +18,7 @@ from dagster_graphql import DagsterGraphQLClientError
 
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
-from mnist_pipeline_tests.pipeline_support import ALL_KEYS
+from mnist_pipeline_tests.pipeline_support import ALL_KEYS, LOCATION_KEYS
 from mnist_pipeline_tests.webserver import Webserver, running_webserver
 
 pytestmark = pytest.mark.slow  # the fast tier (-m 'not slow') leaves this module out
@@ -181,8 +181,10 @@ def test_the_ui_pages_are_served(server):
 
 def test_catalog_shows_groups_descriptions_kinds_owners_and_tags(server):
     nodes = {"/".join(node["assetKey"]["path"]): node for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]}
-    assert set(nodes) == ALL_KEYS
+    assert set(nodes) == LOCATION_KEYS
     expected = {
+        "candidate_model": ("experiments", "keras"), "candidate_evaluation": ("experiments", "json"),
+        "leaderboard": ("experiments", "pandas"),
         "hyperparameters": ("model", "json"),
         "production_model": ("serving", "json"),
         "raw_mnist": ("data", "numpy"), "scaled_mnist": ("data", "numpy"),

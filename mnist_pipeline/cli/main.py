@@ -467,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_verbose_flag(redraw)
     redraw.set_defaults(handler=predictions_and_plots_command)
 
+    from mnist_pipeline.cli import sweep
+
+    sweep.add_parsers(commands)
+
     from mnist_pipeline.cli import predict
 
     predict.add_parser(commands)

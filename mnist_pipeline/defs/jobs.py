@@ -25,7 +25,8 @@ TRAINS = {TRAINING_RUN_TAG: "true"}
 full_pipeline_job = dg.define_asset_job(
     name="mnist_full_pipeline",
     # Sources included: every full run observes the MNIST files first, so lineage records what it read.
-    selection=dg.AssetSelection.all() | dg.AssetSelection.assets("mnist_files"),
+    # Not the experiments (sweep candidates, one partition per run, and their leaderboard): `mnist-pipeline sweep`.
+    selection=(dg.AssetSelection.all() - dg.AssetSelection.groups("experiments")) | dg.AssetSelection.assets("mnist_files"),
     tags=TRAINS,
     description="Observe the MNIST files, then materialize every asset: load, train, evaluate, predict, plot.",
 )

@@ -20,6 +20,7 @@ import dagster as dg
 from mnist_pipeline import settings
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.experiments.resources import CANDIDATE_MODEL_ASSET, EXPERIMENTS_DIR_NAME, CandidateRecordIOManager, ExperimentStore
 from mnist_pipeline.defs.evaluation.resources import EVALUATIONS_DIR_NAME, EvaluationRecordsResource
 from mnist_pipeline.defs.model.resources import REGISTRY_DIR_NAME, ModelRegistryResource, TrainingCheckpoints
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET
@@ -53,16 +54,18 @@ def io_managers(base_dir: str | None = None) -> dict[str, Any]:
         ),
         "parquet_io_manager": ParquetIOManager(base_dir=base_dir),
         "png_io_manager": PngDirectoryIOManager(base_dir=base_dir),
+        "candidate_record_io_manager": CandidateRecordIOManager(experiment_store=ExperimentStore(root=_under(base_dir, EXPERIMENTS_DIR_NAME))),
     }
 
 
 def storage_resources(base_dir: str | None = None) -> dict[str, Any]:
-    """The IO managers, the model registry, the evaluation records and training checkpoints, all under one storage directory."""
+    """The IO managers, the model registry, the evaluation records, training checkpoints and the sweeps' records, all under one storage location."""
     return {
         **io_managers(base_dir),
         "model_registry": ModelRegistryResource(root=_under(base_dir, REGISTRY_DIR_NAME)),
         "evaluation_records": EvaluationRecordsResource(root=_under(base_dir, EVALUATIONS_DIR_NAME)),
         "training_checkpoints": TrainingCheckpoints(root=_under(base_dir, "training_checkpoints")),
+        "experiment_store": ExperimentStore(root=_under(base_dir, EXPERIMENTS_DIR_NAME)),
     }
 
 
@@ -90,4 +93,5 @@ def storage_locations(resources: dict[str, Any]) -> StorageLocations:
         published_dir=resources["png_io_manager"].storage_dir(),
         checkpoints_dir=resources["training_checkpoints"].root_dir(),
         trained_model_record=resources["registry_model_io_manager"].path_for(dg.AssetKey(TRAINED_MODEL_ASSET)),
+        candidate_records=resources["experiment_store"].record_path(dg.AssetKey(CANDIDATE_MODEL_ASSET), "_").parent,
     )

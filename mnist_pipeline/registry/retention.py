@@ -9,7 +9,9 @@ Three things grow with every run and nothing else ever removes them:
       pointer, so a rollback target always survives), the version the stored
       `trained_model` names (trained_model.json: the pipeline's current model,
       which the steps after training read from the registry) and the version of
-      the stored `evaluation_metrics`. A directory
+      the stored `evaluation_metrics`, and the version of each sweep
+      candidate's stored record (experiments/candidate_model/<key>.json: the
+      leaderboard lists it, and the champion is built from them). A directory
       without a manifest (a registration killed part way) is removed. If the
       pointer cannot be read, nothing is removed.
   published plot sets <storage>/<name>.versions/<hash>/
@@ -40,6 +42,7 @@ from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, read_pointer
 from mnist_pipeline.storage.locks import LOCK_FILE, lock_unless_held
 from mnist_pipeline.registry.store import MANIFEST_FILE, ModelRegistry
 from mnist_pipeline.storage.checkpoints import CHECKPOINT_STATE_FILE
+from mnist_pipeline.storage.integrity import RECORD_SUFFIX
 from mnist_pipeline.storage.location import is_remote
 
 # A tutorial-preset version is about 2.8 MB (model and optimizer state), so keeping five costs little; the
@@ -65,6 +68,7 @@ class StorageLocations:
     published_dir: Path
     checkpoints_dir: Path
     trained_model_record: Path | None = None  # trained_model.json, naming the current model's version
+    candidate_records: Path | None = None  # the directory of candidate_model's records, one <key>.json per candidate
 
 
 
@@ -144,12 +148,31 @@ def _protected_versions(locations: StorageLocations) -> dict[str, str]:
                 protected[stored[field_name]] = f"the pipeline's current model ({path.name})"
         except (OSError, ValueError):
             pass  # not stored (or damaged, rebuilt by the next run): the newest versions are kept anyway
+    for key, version in _candidate_versions(locations.candidate_records):
+        protected.setdefault(version, f"sweep candidate {key} (its record {key}.json)")
     served = read_pointer(locations.production_pointer)
     if served is not None:
         if served.get("previous_version"):
             protected[served["previous_version"]] = f"served before the current one (previous_version in {locations.production_pointer.name})"
         protected[served["version"]] = f"served ({locations.production_pointer.name})"
     return protected
+
+
+def _candidate_versions(directory: Path | None) -> list[tuple[str, str]]:
+    """(candidate key, model version) of each readable candidate record; a damaged one protects nothing (retrained next sweep)."""
+    if directory is None or not directory.is_dir():
+        return []
+    found = []
+    for record in sorted(directory.glob("*.json")):
+        if record.name.endswith(RECORD_SUFFIX):
+            continue
+        try:
+            version = json.loads(record.read_text()).get("model_version")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(version, str):
+            found.append((record.stem, version))
+    return found
 
 
 def _model_versions(locations: StorageLocations, keep: int, plan: PrunePlan, dry_run: bool) -> None:

@@ -86,10 +86,21 @@ def _versions_differ(read: str, current: str) -> bool:
     return read != current and not (read == INITIAL_DATA_VERSION and current == NO_DATA_VERSION)
 
 
+# Sweep candidates and their leaderboard: `mnist-pipeline sweep` decides which are stale
+# (defs/experiments/sweep.py), per candidate; "what changed" is the main chain's.
+SWEPT_GROUP = "experiments"
+
+
+def kept_in_sync(asset_graph, key: dg.AssetKey) -> bool:
+    """Whether `update` ("what changed") materializes `key` when it is missing or unsynced."""
+    node = asset_graph.get(key)
+    return node.is_materializable and node.group_name != SWEPT_GROUP
+
+
 def sync_status(instance: dg.DagsterInstance, asset_graph) -> SyncStatus:
     """Missing and unsynced materializable assets of `asset_graph` (a Definitions' or repository's)."""
     order = [key for level in asset_graph.toposorted_asset_keys_by_level for key in level]
-    materializable = [key for key in order if asset_graph.get(key).is_materializable]
+    materializable = [key for key in order if kept_in_sync(asset_graph, key)]
     sources = [key for key in order if asset_graph.get(key).is_external]
     latest = latest_materializations(instance, materializable)
     code_versions_run = instance.get_latest_materialization_code_versions(list(latest))

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import dagster as dg
 
-from mnist_pipeline.defs.automation.unsynced import UnsyncedCause, latest_observed_version, sync_status
+from mnist_pipeline.defs.automation.unsynced import UnsyncedCause, kept_in_sync, latest_observed_version, sync_status
 from mnist_pipeline.defs.io_managers import (
     SHA256_METADATA,
     ArtifactMissingError,
@@ -133,7 +133,7 @@ def what_changed(
     """
     status = sync_status(instance, asset_graph)
     order = [key for level in asset_graph.toposorted_asset_keys_by_level for key in level]
-    materializable = [key for key in order if asset_graph.get(key).is_materializable]
+    materializable = [key for key in order if kept_in_sync(asset_graph, key)]
     rerecord = [
         key
         for key, causes in status.unsynced.items()

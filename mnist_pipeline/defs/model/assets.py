@@ -1,14 +1,10 @@
 """hyperparameters, compiled_model and trained_model: the preset's network (the tutorial convnet by default), before and after fitting."""
 
-import math
-import time
-
 import dagster as dg
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.display import rounded, rounded_history
 from mnist_pipeline.defs.model.config import Hyperparameters
-from mnist_pipeline.ml.model.split import validation_split
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
@@ -91,8 +87,7 @@ def trained_model(
     Checkpointed every epoch: a killed run resumes where it stopped. Every
     version is kept in the model registry with its lineage.
     """
-    from mnist_pipeline.ml.model.schedule import apply_schedule
-    from mnist_pipeline.ml.model.training import fit_resumably
+    from mnist_pipeline.ml.model.training import train_with_recipe
 
     params = hyperparameters
     epochs, batch_size = params["epochs"], params["batch_size"]
@@ -103,27 +98,14 @@ def trained_model(
         # Recorded when scaled_mnist was written and its file just verified on load: not hashed again (188 MB).
         "scaled_mnist": verified_data_version(context.instance, dg.AssetKey("scaled_mnist")) or dataset_version(scaled_mnist),
     }
-    train_idx, val_idx = validation_split(scaled_mnist.num_train, params["validation_fraction"], params["seed"])
-    # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
-    apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
-    context.log.info(
-        f"Training the {params['preset']} preset's network on {len(train_idx)} images, validating on "
-        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate"
-    )
-    started = time.perf_counter()
-    model, history = fit_resumably(
+    outcome = train_with_recipe(
         compiled_model,
-        scaled_mnist.train_images,
-        scaled_mnist.train_labels,
-        train_idx,
-        val_idx,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=params["seed"],
+        scaled_mnist,
+        params,
         checkpoint_dir=training_checkpoints.directory(json_version({"code": code, **inputs})),
         log=context.log.info,
     )
-    seconds = time.perf_counter() - started
+    model, history, seconds = outcome.model, outcome.history, outcome.seconds
     version = model_version(model)
     lineage = {
         "run_id": context.run_id,
@@ -142,10 +124,10 @@ def trained_model(
             "epochs": epochs,
             "batch_size": batch_size,
             "learning_rate_schedule": params["schedule"],
-            "train_images": len(train_idx),
-            "validation_images": len(val_idx),
+            "train_images": outcome.train_images,
+            "validation_images": outcome.validation_images,
             "training_seconds": rounded(seconds),
-            "images_per_second": rounded(len(train_idx) * epochs / seconds),
+            "images_per_second": rounded(outcome.train_images * epochs / seconds),
             "final_loss": rounded(history["loss"][-1]),
             "final_accuracy": rounded(history["accuracy"][-1]),
             "final_val_loss": rounded(history["val_loss"][-1]),

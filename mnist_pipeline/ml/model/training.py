@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import keras
 import numpy as np
 
+from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.network import EpochLogger, progress_callbacks
+from mnist_pipeline.ml.model.schedule import apply_schedule
+from mnist_pipeline.ml.model.split import validation_split
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json, local_copy
 from mnist_pipeline.storage.location import StoragePath
 from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
@@ -181,3 +186,55 @@ def fit_resumably(
         # Inside the lock: a run waiting on it then finds no checkpoint, rather than one being deleted.
         clear_checkpoint(checkpoint_dir)
     return model, history
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    model: keras.Model
+    history: dict[str, list[float]]
+    seconds: float
+    train_images: int
+    validation_images: int
+
+
+def train_with_recipe(
+    compiled_model: keras.Model,
+    dataset: DigitDataset,
+    params: dict,
+    *,
+    checkpoint_dir: StoragePath,
+    log: Callable[[str], None],
+) -> TrainingOutcome:
+    """Train a compiled network with a resolved recipe (the `hyperparameters` asset's values).
+
+    The one training path: trained_model and every sweep candidate call this,
+    so a candidate's score is what the main chain would get with its config.
+    """
+    epochs, batch_size = params["epochs"], params["batch_size"]
+    train_idx, val_idx = validation_split(dataset.num_train, params["validation_fraction"], params["seed"])
+    # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
+    apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
+    log(
+        f"Training the {params['preset']} preset's network on {len(train_idx)} images, validating on "
+        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate"
+    )
+    started = time.perf_counter()
+    model, history = fit_resumably(
+        compiled_model,
+        dataset.train_images,
+        dataset.train_labels,
+        train_idx,
+        val_idx,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=params["seed"],
+        checkpoint_dir=checkpoint_dir,
+        log=log,
+    )
+    return TrainingOutcome(
+        model=model,
+        history=history,
+        seconds=time.perf_counter() - started,
+        train_images=len(train_idx),
+        validation_images=len(val_idx),
+    )

@@ -256,3 +256,39 @@ def disagreements(
     rights = [a == t for a, t in zip(names_a, true_names)]
     _digit_rows(figure, images, captions, rights, columns, title)
     return figure
+
+
+def leaderboard_scatter(
+    keys: Sequence[str],
+    training_seconds: Sequence[float],
+    validation_accuracy: Sequence[float],
+    model_versions: Sequence[str],
+    production_version: str | None,
+) -> Figure:
+    """Each sweep candidate's validation accuracy against its training time; the production model ringed.
+
+    Validation accuracy, like the leaderboard's ranking (ml/evaluation/leaderboard.py).
+    """
+    if not (len(keys) == len(training_seconds) == len(validation_accuracy) == len(model_versions)):
+        raise ValueError(
+            "expected one key, training time, accuracy and model version per candidate, found "
+            f"{len(keys)}, {len(training_seconds)}, {len(validation_accuracy)} and {len(model_versions)}"
+        )
+    figure = new_figure(900, 520)
+    axes = figure.subplots()
+    axes.scatter(training_seconds, validation_accuracy, color="tab:blue", zorder=2)
+    for key, x, y in zip(keys, training_seconds, validation_accuracy):
+        axes.annotate(key, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=MIN_TEXT_PT)
+    production = [i for i, version in enumerate(model_versions) if production_version and version == production_version]
+    if production:
+        axes.scatter(
+            [training_seconds[i] for i in production],
+            [validation_accuracy[i] for i in production],
+            s=220, facecolors="none", edgecolors="tab:red", linewidths=2, zorder=3, label="production model",
+        )
+        axes.legend(loc="lower right")
+    axes.set_xlabel("training seconds")
+    axes.set_ylabel("validation accuracy")
+    axes.set_title("sweep candidates: validation accuracy against training time")
+    axes.grid(alpha=0.3)
+    return figure

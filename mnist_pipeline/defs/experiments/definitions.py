@@ -1,0 +1,27 @@
+"""The experiments domain's assets and the jobs a sweep launches (its record storage: defs/resources.py, with the rest)."""
+
+import dagster as dg
+
+from mnist_pipeline.defs.domain import domain_definitions
+from mnist_pipeline.defs.experiments import assets
+from mnist_pipeline.defs.jobs import TRAINS
+
+# One run per candidate (a partition of both assets): in the UI, a backfill of this job over the candidates.
+candidates_job = dg.define_asset_job(
+    name="mnist_sweep_candidates",
+    selection=dg.AssetSelection.assets(assets.candidate_model, assets.candidate_evaluation),
+    partitions_def=assets.CANDIDATES,
+    tags=TRAINS,  # on the cluster, counted by the run queue's limit on training runs
+    description="Train and evaluate one sweep candidate (a partition of 'candidates'); backfill it over a sweep's candidates.",
+)
+
+leaderboard_job = dg.define_asset_job(
+    name="mnist_leaderboard",
+    selection=dg.AssetSelection.assets(assets.leaderboard),
+    description="Rank every evaluated sweep candidate by validation accuracy; the table and plot are in its metadata.",
+)
+
+defs = dg.Definitions.merge(
+    domain_definitions("experiments", [assets]),
+    dg.Definitions(jobs=[candidates_job, leaderboard_job]),
+)

@@ -1,0 +1,189 @@
+"""`mnist-pipeline sweep` and `leaderboard` end to end on synthetic data, and their flag errors.
+
+The sweep's runs are real Dagster runs in a real instance (DAGSTER_HOME in the test's
+directory), training real (tiny) models through the same code as trained_model.
+"""
+
+import json
+
+import dagster as dg
+import pytest
+
+from mnist_pipeline.cli import main as cli
+from mnist_pipeline.defs.experiments.assets import candidate_model
+from mnist_pipeline.defs.resources import resources_for_env
+
+
+@pytest.fixture
+def sweep_env(tmp_path, idx_dir, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("MNIST_DATA_DIR", str(idx_dir))
+    return tmp_path / "dagster_home"
+
+
+def sweep(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["sweep", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "fast", "--seeds", "4-1"], "--seeds: expected a range from low to high such as 0-4, found '4-1'"),
+        (["--preset", "fast", "--seeds", "one"], "--seeds: expected a seed, a range such as 0-4, or a list such as 0,2,5; found 'one'"),
+        (["--preset", "huge", "--seeds", "0"], "--preset: expected one of best, fast, tutorial, found 'huge'"),
+        (["--seeds", "0"], "--preset: expected at least one preset, found none"),
+        (["--preset", "fast", "--seeds", "0", "--set", "momentum=0.9"], "--set: expected an override among batch_size, epochs, learning_rate, found 'momentum'"),
+        (["--preset", "fast", "--seeds", "0", "--set", "learning_rate"], "--set: expected name=value[,value...] such as learning_rate=0.002,0.003; found 'learning_rate'"),
+        (["--preset", "fast", "--seeds", "0", "--set", "epochs=two"], "--set epochs: expected an integer, found 'two'"),
+        (["--preset", "fast", "--seeds", "0", "--epochs", "2", "--set", "epochs=3"], "--set epochs: expected each override once, found it twice"),
+        (["--preset", "fast", "--seeds", "0", "--parallel", "0"], "--parallel: expected a whole number of at least 1, found '0'"),
+    ],
+)
+def test_sweep_flag_errors_name_the_flag_and_start_nothing(capsys, sweep_env, args, message):
+    code, out, err = sweep(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert not sweep_env.exists(), "nothing was launched, so no instance was opened"
+
+
+def test_leaderboard_before_any_sweep_says_so(capsys, sweep_env):
+    assert cli.main(["leaderboard"]) == 1
+    err = capsys.readouterr().err
+    assert "no leaderboard yet" in err and "leaderboard.parquet" in err and "run `mnist-pipeline sweep` first" in err
+
+
+def materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
+    return len(instance.fetch_materializations(key, limit=100).records)
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation_accuracy(
+    capsys, sweep_env, open_instance, monkeypatch
+):
+    from mnist_pipeline.ml.model import training
+
+    recipes = []
+    real = training.train_with_recipe
+
+    def recording(compiled, dataset, recipe, **kwargs):  # the real function, called: a spy, not a stand-in
+        recipes.append(recipe)
+        return real(compiled, dataset, recipe, **kwargs)
+
+    monkeypatch.setattr(training, "train_with_recipe", recording)
+    code, out, err = sweep(capsys, "--preset", "fast", "--seeds", "0-1", "--epochs", "1")
+    assert code == 0, err
+    keys = [line.split()[0] for line in out.splitlines() if "trained and evaluated" in line]
+    assert len(keys) == 2 and keys[0].startswith("fast-s0-ep1-") and keys[1].startswith("fast-s1-ep1-")
+    # Both candidates trained through the one training path, with their own seed and the override.
+    assert [(r["preset"], r["seed"], r["epochs"]) for r in recipes] == [("fast", 0, 1), ("fast", 1, 1)]
+
+    registry = resources_for_env()["model_registry"].registry()
+    lineage = {registry.manifest(v)["candidate"]: registry.manifest(v) for v in registry.versions()}
+    assert sorted(lineage) == sorted(keys)
+    assert all(record["hyperparameters"]["epochs"] == 1 and record["runs"] for record in lineage.values())
+
+    assert cli.main(["leaderboard"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["rank", "candidate", "validation_accuracy"]
+    cli.main(["leaderboard", "--json"])
+    board = json.loads(capsys.readouterr().out)
+    assert table[1].split()[:2] == ["1", board[0]["candidate"]]
+    assert [row["rank"] for row in board] == [1, 2]
+    assert board[0]["validation_accuracy"] >= board[1]["validation_accuracy"]
+    assert {row["candidate"] for row in board} == set(keys)
+    assert {row["model_version"] for row in board} == {lineage[key]["version"] for key in keys}
+    assert all(0.0 <= row["test_accuracy"] <= 1.0 and row["parameter_count"] > 0 for row in board)
+    # Each candidate's evaluation is kept per version, where `models show` and the promotion gate read it.
+    records = resources_for_env()["evaluation_records"].records()
+    assert {row["model_version"]: records.read(row["model_version"])["test_accuracy"] for row in board} == {
+        row["model_version"]: row["test_accuracy"] for row in board
+    }
+
+    # Run again: both candidates are up to date, so nothing trains and no candidate is materialized again.
+    code, out, err = sweep(capsys, "--preset", "fast", "--seeds", "0-1", "--epochs", "1")
+    assert code == 0, err
+    assert "0 to train" in out and f"up to date: {', '.join(keys)}" in out
+    assert len(recipes) == 2
+    with open_instance(sweep_env) as instance:
+        assert materializations(instance, candidate_model.key) == 2
+        # The leaderboard in the UI: its table, and the plot embedded as a PNG; no model served yet.
+        shown = instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
+        assert all(key in shown["table"].value for key in keys) and "validation_accuracy" in shown["table"].value
+        assert shown["plot"].value.startswith("![validation accuracy against training seconds](data:image/png;base64,iVBOR")
+        assert shown["production_model"].value == "none" and shown["dagster/row_count"].value == 2
+
+        # A candidate whose training depended on something else (other code or data: another training key)
+        # is stale, and only it: the next sweep would train it alone.
+        from mnist_pipeline.defs.experiments.sweep import plan
+        from mnist_pipeline.ml.model.candidates import expand_grid
+
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=candidate_model.key, partition=keys[0], metadata={"training_key": "older code"})
+        )
+        stale = plan(instance, expand_grid(["fast"], [0, 1], {"epochs": [1]}))
+        assert (stale.to_run, stale.up_to_date) == ([keys[0]], [keys[1]])
+
+
+def test_a_candidate_reads_its_config_by_key_and_a_key_without_one_is_refused(tmp_path):
+    from mnist_pipeline.defs.experiments.resources import CandidateConfigError, ExperimentStore
+    from mnist_pipeline.ml.model.candidates import make_candidate
+
+    store = ExperimentStore(root=str(tmp_path / "experiments"))
+    candidate = make_candidate("best", 3, {"learning_rate": 0.002})
+    store.write_config(candidate)
+    assert store.read_config(candidate.key) == candidate
+    # A key that is its whole config (added by hand in the UI) needs no record; any other key does.
+    assert store.read_config("best-s4") == make_candidate("best", 4)
+    with pytest.raises(CandidateConfigError, match=r"candidates/best-s4-lr0\.002-abcdef\.json: expected the config record of candidate 'best-s4-lr0.002-abcdef', found no file"):
+        store.read_config("best-s4-lr0.002-abcdef")
+    with pytest.raises(CandidateConfigError, match=r"candidates/huge-s1\.json: expected the config record of candidate 'huge-s1', found no file"):
+        store.read_config("huge-s1")
+    # A record copied under another key is refused: it would train a config its key does not name.
+    store.config_path("best-s9").write_text(json.dumps(candidate.as_record()))
+    with pytest.raises(CandidateConfigError, match="best-s9.json: expected the config record of candidate 'best-s9', found .*does not match"):
+        store.read_config("best-s9")
+
+
+def test_a_damaged_candidate_record_is_reported_not_read(tmp_path):
+    from mnist_pipeline.defs.experiments.resources import CandidateRecordIOManager, ExperimentStore
+    from mnist_pipeline.storage.integrity import IntegrityError
+
+    store = ExperimentStore(root=str(tmp_path / "experiments"))
+    manager = CandidateRecordIOManager(experiment_store=store)
+    key = dg.AssetKey("candidate_evaluation")
+    context = dg.build_output_context(asset_key=key, partition_key="fast-s0")
+    manager.handle_output(context, {"candidate": "fast-s0", "test_accuracy": 0.9})
+    assert manager.read(key, "fast-s0") == {"candidate": "fast-s0", "test_accuracy": 0.9}
+    path = store.record_path(key, "fast-s0")
+    path.write_text(path.read_text().replace("0.9", "0.99"))
+    with pytest.raises(IntegrityError, match=r"fast-s0\.json: expected the record of asset 'candidate_evaluation' for candidate 'fast-s0'"):
+        manager.read(key, "fast-s0")
+
+
+def test_what_changed_leaves_the_sweep_to_the_sweep(open_instance, tmp_path):
+    """`update` runs the full job's assets; candidates are partitions that only a sweep names, so it must not pick them."""
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.defs.automation.what_changed import what_changed
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with open_instance(home) as instance:
+        changed = {key.to_user_string() for key in what_changed(instance, defs().resolve_asset_graph()).changed}
+    assert "trained_model" in changed and "production_model" in changed
+    assert changed.isdisjoint({"candidate_model", "candidate_evaluation", "leaderboard"})
+
+
+def test_candidates_train_on_the_training_queue_and_count_as_training_runs():
+    """On the cluster, like trained_model: the Celery queue `training`, and the run queue's limit on training runs."""
+    from mnist_pipeline.definitions import defs
+    from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
+    from mnist_pipeline.defs.jobs import TRAINING_RUN_TAG
+
+    job = defs().resolve_job_def("mnist_sweep_candidates")
+    tags = {node.name: dict(node.tags) for node in job.graph.node_defs}
+    assert TRAINING_STEP_TAGS.items() <= tags["candidate_model"].items()
+    assert not TRAINING_STEP_TAGS.items() <= tags["candidate_evaluation"].items()
+    assert TRAINING_RUN_TAG in job.tags
+    assert defs().resolve_job_def("mnist_sweep_candidates").partitions_def.name == "candidates"
