@@ -28,6 +28,11 @@ CELERY_BACKEND_URL = "MNIST_CELERY_BACKEND_URL"
 
 DATA_DIR = "MNIST_DATA_DIR"
 
+# Which model production_model serves: the main chain's trained_model, or a sweep's champion_model.
+SERVED_MODEL = "MNIST_SERVED_MODEL"
+SERVED_MODEL_SOURCES = {"main": "trained_model", "champion": "champion_model"}
+DEFAULT_SERVED_MODEL = "main"
+
 RETRAIN_CRON = "MNIST_RETRAIN_CRON"
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays at 03:00
 
@@ -48,6 +53,16 @@ def parse_min_test_accuracy(found: str | float, source: str) -> float:
             f"have (e.g. {DEFAULT_MIN_TEST_ACCURACY}), found {found!r}"
         )
     return value
+
+
+def parse_served_model(found: str, source: str = SERVED_MODEL) -> str:
+    """`found` if it names a model production_model can serve (a value of MNIST_SERVED_MODEL); `source` names it in the error."""
+    if found not in SERVED_MODEL_SOURCES:
+        raise ConfigurationError(
+            f"{source}: expected one of {sorted(SERVED_MODEL_SOURCES)} (the main chain's trained_model, or a sweep's "
+            f"champion_model), found {found!r}"
+        )
+    return found
 
 
 def parse_pipeline_env(found: str, source: str = PIPELINE_ENV) -> str:

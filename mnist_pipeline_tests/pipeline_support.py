@@ -14,6 +14,7 @@ from mnist_pipeline.defs.automation.retraining import mnist_files_changed, weekl
 from mnist_pipeline.defs.automation.what_changed import keys_materialized, materialize_what_changed
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.serving.resources import ServedModel
 from mnist_pipeline.defs.jobs import full_pipeline_job, observe_sources_job, predictions_and_plots_job
 from mnist_pipeline.defs.model.config import hyperparameters_config, hyperparameters_run_config
 from mnist_pipeline.defs.resources import storage_resources
@@ -21,7 +22,7 @@ from mnist_pipeline.definitions import all_assets, all_checks
 
 ASSET_KEYS = ["raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics", "predictions_table", "digit_plots"]
 ALL_KEYS = {"mnist_files", "hyperparameters", *ASSET_KEYS, "production_model"}  # the main chain: all_assets, the full job
-EXPERIMENT_KEYS = {"candidate_model", "candidate_evaluation", "leaderboard"}  # sweeps: in the code location only
+EXPERIMENT_KEYS = {"candidate_model", "candidate_evaluation", "leaderboard", "champion_model"}  # sweeps: in the code location only
 LOCATION_KEYS = ALL_KEYS | EXPERIMENT_KEYS
 FAST_TRAINING = hyperparameters_run_config(epochs=2, batch_size=30)
 FAST = hyperparameters_config(epochs=1, batch_size=30)
@@ -32,6 +33,7 @@ def resources(idx_dir: Path, storage_dir: Path, min_test_accuracy: float = 0.0) 
     return {
         "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
         "quality_gates": QualityGates(min_test_accuracy=min_test_accuracy),
+        "served_model": ServedModel(source="main"),
         **storage_resources(str(storage_dir)),
     }
 
@@ -51,6 +53,7 @@ def build_defs(idx_dir, storage_dir, replace_code_version: dict[str, str] | None
         resources={
             "mnist_source": MnistSource(data_dir=str(idx_dir), download_sources=[]),
             "quality_gates": QualityGates(min_test_accuracy=0.0),
+            "served_model": ServedModel(source="main"),
             **storage_resources(str(storage_dir)),
         },
     )

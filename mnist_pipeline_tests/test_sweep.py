@@ -101,10 +101,34 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
         row["model_version"]: row["test_accuracy"] for row in board
     }
 
-    # Run again: both candidates are up to date, so nothing trains and no candidate is materialized again.
+    # The champion: chosen on the validation images both candidates held out (one shared split), so the
+    # mean of the top 1 is the top candidate's own last-epoch validation accuracy, as Keras measured it.
+    champion = resources_for_env()["json_io_manager"].read(dg.AssetKey("champion_model"))
+    assert champion["validation_accuracy_by_size"]["1"] == pytest.approx(board[0]["validation_accuracy"], abs=1e-6)
+    assert champion["validation_accuracy"] == max(champion["validation_accuracy_by_size"].values())
+    assert champion["members"] == [row["candidate"] for row in board][: champion["size"]]
+    assert champion["best_candidate_test_accuracy"] == pytest.approx(board[0]["test_accuracy"])
+    assert f"Champion {champion['model_version']}: " in out
+    # Registered and evaluated like any version (a mean of two: its own version, members in its lineage).
+    assert records.read(champion["model_version"])["test_accuracy"] == pytest.approx(champion["test_accuracy"])
+    registry.load(champion["model_version"])  # verified, and loads with safe_mode=True
+    if champion["size"] > 1:
+        assert [m["candidate"] for m in registry.manifest(champion["model_version"])["champion_of"]] == champion["members"]
+
+    # Run again, serving the champion: both candidates are up to date, so nothing trains and no candidate
+    # is materialized again; the champion (the same version) goes through the gates to production.
+    monkeypatch.setenv("MNIST_SERVED_MODEL", "champion")
+    code, out, err = sweep(capsys, "--preset", "fast", "--seeds", "0-1", "--epochs", "1")
+    # The same accuracy gate as the main chain's (0.97 by default; synthetic data scores lower): refused.
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"Refused: model {champion['model_version']}: expected test accuracy >= 0.9700, found {champion['test_accuracy']:.4f}"
+    )
+    monkeypatch.setenv("MNIST_MIN_TEST_ACCURACY", "0.5")
     code, out, err = sweep(capsys, "--preset", "fast", "--seeds", "0-1", "--epochs", "1")
     assert code == 0, err
     assert "0 to train" in out and f"up to date: {', '.join(keys)}" in out
+    assert f"Serving model {champion['model_version']} " in out
     assert len(recipes) == 2
     with open_instance(sweep_env) as instance:
         assert materializations(instance, candidate_model.key) == 2
@@ -112,7 +136,10 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
         shown = instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
         assert all(key in shown["table"].value for key in keys) and "validation_accuracy" in shown["table"].value
         assert shown["plot"].value.startswith("![validation accuracy against training seconds](data:image/png;base64,iVBOR")
-        assert shown["production_model"].value == "none" and shown["dagster/row_count"].value == 2
+        assert shown["dagster/row_count"].value == 2
+        from mnist_pipeline.defs.serving.assets import current_production
+
+        assert current_production(instance)["version"] == champion["model_version"]
 
         # A candidate whose training depended on something else (other code or data: another training key)
         # is stale, and only it: the next sweep would train it alone.
@@ -187,3 +214,25 @@ def test_candidates_train_on_the_training_queue_and_count_as_training_runs():
     assert not TRAINING_STEP_TAGS.items() <= tags["candidate_evaluation"].items()
     assert TRAINING_RUN_TAG in job.tags
     assert defs().resolve_job_def("mnist_sweep_candidates").partitions_def.name == "candidates"
+
+
+@pytest.mark.parametrize("via_variable", [True, False])
+def test_an_unknown_served_model_names_what_set_it(monkeypatch, via_variable):
+    from mnist_pipeline.defs.serving.resources import ServedModel
+    from mnist_pipeline.settings import ConfigurationError
+
+    monkeypatch.setenv("MNIST_SERVED_MODEL", "newest")
+    resource = ServedModel() if via_variable else ServedModel(source="newest")
+    where = "MNIST_SERVED_MODEL" if via_variable else "ServedModel.source"
+    with pytest.raises(ConfigurationError, match=f"^{where}: expected one of \\['champion', 'main'\\]"):
+        resource.asset()
+
+
+@pytest.mark.parametrize("value, asset", [(None, "trained_model"), ("", "trained_model"), ("main", "trained_model"), ("champion", "champion_model")])
+def test_the_served_model_setting(monkeypatch, value, asset):
+    from mnist_pipeline.defs.serving.resources import ServedModel
+
+    monkeypatch.delenv("MNIST_SERVED_MODEL", raising=False)
+    if value is not None:
+        monkeypatch.setenv("MNIST_SERVED_MODEL", value)
+    assert ServedModel().asset() == asset

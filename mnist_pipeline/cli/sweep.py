@@ -166,6 +166,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         return 1
     print(f"\nSweep done in {time.perf_counter() - started:.1f} s.")
     code = leaderboard_command(args)
+    code = max(code, champion_report(args))
     if failed:
         print(f"FAILED candidates (not on the leaderboard): {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -179,6 +180,38 @@ def stored_leaderboard():
     from mnist_pipeline.defs.resources import resources_for_env
 
     return resources_for_env()["parquet_io_manager"].read(dg.AssetKey(LEADERBOARD_ASSET))
+
+
+def champion_report(args: argparse.Namespace) -> int:
+    """The champion the leaderboard run chose; served at once when MNIST_SERVED_MODEL=champion."""
+    import dagster as dg
+
+    from mnist_pipeline.defs.io_managers import ArtifactMissingError
+    from mnist_pipeline.defs.resources import resources_for_env
+    from mnist_pipeline.registry.retention import CHAMPION_ASSET
+    from mnist_pipeline.settings import ConfigurationError
+
+    resources = resources_for_env()
+    try:
+        champion = resources["json_io_manager"].read(dg.AssetKey(CHAMPION_ASSET))
+    except ArtifactMissingError as error:
+        print(f"mnist-pipeline sweep: no champion ({error})", file=sys.stderr)
+        return 1
+    chosen = f"candidate {champion['members'][0]}" if champion["size"] == 1 else f"the mean of {', '.join(champion['members'])}"
+    print(
+        f"Champion {champion['model_version']}: {chosen}; validation accuracy {champion['validation_accuracy']:.4f}, "
+        f"test accuracy {champion['test_accuracy']:.4f} (best candidate alone: {champion['best_candidate_test_accuracy']:.4f})"
+    )
+    try:
+        served = resources["served_model"].asset()
+    except ConfigurationError as error:
+        print(f"mnist-pipeline sweep: {error}", file=sys.stderr)
+        return 2
+    if served != CHAMPION_ASSET:
+        return 0
+    from mnist_pipeline.cli.main import models_promote
+
+    return models_promote(argparse.Namespace(version=champion["model_version"], reason="the sweep's champion (MNIST_SERVED_MODEL=champion)"))
 
 
 def leaderboard_command(args: argparse.Namespace) -> int:

@@ -23,8 +23,9 @@ from mnist_pipeline.defs.evaluation.gates import QualityGates
 from mnist_pipeline.defs.experiments.resources import CANDIDATE_MODEL_ASSET, EXPERIMENTS_DIR_NAME, CandidateRecordIOManager, ExperimentStore
 from mnist_pipeline.defs.evaluation.resources import EVALUATIONS_DIR_NAME, EvaluationRecordsResource
 from mnist_pipeline.defs.model.resources import REGISTRY_DIR_NAME, ModelRegistryResource, TrainingCheckpoints
+from mnist_pipeline.defs.serving.resources import ServedModel
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET
-from mnist_pipeline.registry.retention import EVALUATION_ASSET, TRAINED_MODEL_ASSET, StorageLocations
+from mnist_pipeline.registry.retention import CHAMPION_ASSET, EVALUATION_ASSET, TRAINED_MODEL_ASSET, StorageLocations
 from mnist_pipeline.storage.location import join
 from mnist_pipeline.defs.io_managers import (
     EvaluationIOManager,
@@ -79,6 +80,7 @@ def resources_for_env(env: str | None = None) -> dict[str, Any]:
     return {
         "mnist_source": MnistSource(download_sources=settings.download_sources_for(env) if env else None),
         "quality_gates": QualityGates(),
+        "served_model": ServedModel(),
         **storage_resources(),
     }
 
@@ -93,5 +95,6 @@ def storage_locations(resources: dict[str, Any]) -> StorageLocations:
         published_dir=resources["png_io_manager"].storage_dir(),
         checkpoints_dir=resources["training_checkpoints"].root_dir(),
         trained_model_record=resources["registry_model_io_manager"].path_for(dg.AssetKey(TRAINED_MODEL_ASSET)),
+        champion_record=json_io.path_for(dg.AssetKey(CHAMPION_ASSET)),
         candidate_records=resources["experiment_store"].record_path(dg.AssetKey(CANDIDATE_MODEL_ASSET), "_").parent,
     )

@@ -11,7 +11,8 @@ Three things grow with every run and nothing else ever removes them:
       which the steps after training read from the registry) and the version of
       the stored `evaluation_metrics`, and the version of each sweep
       candidate's stored record (experiments/candidate_model/<key>.json: the
-      leaderboard lists it, and the champion is built from them). A directory
+      leaderboard lists it, and the champion is built from them) and of the
+      stored champion (champion_model.json). A directory
       without a manifest (a registration killed part way) is removed. If the
       pointer cannot be read, nothing is removed.
   published plot sets <storage>/<name>.versions/<hash>/
@@ -52,6 +53,7 @@ UNFINISHED_CHECKPOINT_DAYS = 14
 IN_FLIGHT_SECONDS = 3600
 EVALUATION_ASSET = "evaluation_metrics"
 TRAINED_MODEL_ASSET = "trained_model"
+CHAMPION_ASSET = "champion_model"
 
 
 class PruneUnsupportedError(ValueError):
@@ -68,6 +70,7 @@ class StorageLocations:
     published_dir: Path
     checkpoints_dir: Path
     trained_model_record: Path | None = None  # trained_model.json, naming the current model's version
+    champion_record: Path | None = None  # champion_model.json, naming the sweep champion's version
     candidate_records: Path | None = None  # the directory of candidate_model's records, one <key>.json per candidate
 
 
@@ -139,13 +142,18 @@ def _keep(path: Path, what: str, reason: str, plan: PrunePlan) -> None:
 def _protected_versions(locations: StorageLocations) -> dict[str, str]:
     """Versions kept whatever their age, with why. An unreadable production pointer raises (nothing is removed)."""
     protected: dict[str, str] = {}
-    for path, field_name in ((locations.evaluation_metrics, "model_version"), (locations.trained_model_record, "version")):
+    named_by = (
+        (locations.evaluation_metrics, "model_version", "the pipeline's current model"),
+        (locations.trained_model_record, "version", "the pipeline's current model"),
+        (locations.champion_record, "model_version", "the sweep's champion"),
+    )
+    for path, field_name, what in named_by:
         if path is None:
             continue
         try:
             stored = json.loads(path.read_text())
             if isinstance(stored, dict) and isinstance(stored.get(field_name), str):
-                protected[stored[field_name]] = f"the pipeline's current model ({path.name})"
+                protected[stored[field_name]] = f"{what} ({path.name})"
         except (OSError, ValueError):
             pass  # not stored (or damaged, rebuilt by the next run): the newest versions are kept anyway
     for key, version in _candidate_versions(locations.candidate_records):

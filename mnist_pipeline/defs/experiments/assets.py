@@ -21,7 +21,7 @@ from mnist_pipeline.defs.model.resources import ModelRegistryResource, TrainingC
 from mnist_pipeline.display import markdown_table, rounded
 from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
 from mnist_pipeline.ml.data.dataset import DigitDataset
-from mnist_pipeline.ml.model.candidates import Candidate
+from mnist_pipeline.ml.model.candidates import SWEEP_VALIDATION_SEED, Candidate
 
 CANDIDATES = dg.DynamicPartitionsDefinition(name="candidates")
 SCALED_MNIST = dg.AssetKey("scaled_mnist")
@@ -30,8 +30,10 @@ TRAINING_KEY_METADATA = "training_key"
 
 
 def candidate_params(candidate: Candidate) -> dict:
-    """The candidate's resolved recipe, as the `hyperparameters` asset resolves a run config: the same rules."""
-    return Hyperparameters.from_values(preset=candidate.preset, seed=candidate.seed, **dict(candidate.overrides)).resolved()
+    """The candidate's resolved recipe, as the `hyperparameters` asset resolves a run config (the same rules),
+    with the sweep's shared validation split."""
+    params = Hyperparameters.from_values(preset=candidate.preset, seed=candidate.seed, **dict(candidate.overrides)).resolved()
+    return {**params, "validation_seed": SWEEP_VALIDATION_SEED}
 
 
 def training_key(code: str | None, params: dict, data_version: str | None) -> str:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from mnist_pipeline.defs.domain import domain_definitions
-from mnist_pipeline.defs.experiments import assets
+from mnist_pipeline.defs.experiments import assets, champion
 from mnist_pipeline.defs.jobs import TRAINS
 
 # One run per candidate (a partition of both assets): in the UI, a backfill of this job over the candidates.
@@ -17,11 +17,14 @@ candidates_job = dg.define_asset_job(
 
 leaderboard_job = dg.define_asset_job(
     name="mnist_leaderboard",
-    selection=dg.AssetSelection.assets(assets.leaderboard),
-    description="Rank every evaluated sweep candidate by validation accuracy; the table and plot are in its metadata.",
+    selection=dg.AssetSelection.assets(assets.leaderboard, champion.champion_model),
+    description=(
+        "Rank every evaluated sweep candidate by validation accuracy (the table and plot are in its metadata), "
+        "and choose the champion: the best candidate, or the mean of the best k when that is better on validation."
+    ),
 )
 
 defs = dg.Definitions.merge(
-    domain_definitions("experiments", [assets]),
+    domain_definitions("experiments", [assets, champion]),
     dg.Definitions(jobs=[candidates_job, leaderboard_job]),
 )

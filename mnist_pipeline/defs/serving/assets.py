@@ -1,7 +1,9 @@
 """production_model: the model version that is served, and the only writer of that pointer.
 
 A pipeline run moves it to the version trained_model just produced, when every
-gate passes. `mnist-pipeline models promote VERSION --reason R` is a run of this
+gate passes; with MNIST_SERVED_MODEL=champion (resources.py, the one place that
+chooses), to the version champion_model last chose, in the main chain's runs and
+the champion's alike. `mnist-pipeline models promote VERSION --reason R` is a run of this
 asset alone, configured with that version (a rollback, or forward again): so
 every change of the served model is a run in Dagster's history.
 """
@@ -13,6 +15,8 @@ from pydantic import Field
 
 from mnist_pipeline.display import rounded
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.serving.resources import ServedModel
+from mnist_pipeline.settings import SERVED_MODEL
 from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.ml.model.weights import weights_finite
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, replaced_version
@@ -30,7 +34,7 @@ class Promotion(dg.Config):
 
     version: Optional[str] = Field(
         default=None,
-        description="A registered model version to serve (a rollback); empty: the version trained_model last produced.",
+        description="A registered model version to serve (a rollback); empty: the version trained_model (or, with MNIST_SERVED_MODEL=champion, champion_model) last produced.",
     )
     reason: Optional[str] = Field(default=None, description="Why, recorded with the promotion.")
 
@@ -43,14 +47,15 @@ def current_production(instance: dg.DagsterInstance) -> dict[str, str | None]:
     return {name: None if value == "none" else value for name, value in values.items()}
 
 
-def latest_trained_version(instance: dg.DagsterInstance) -> str:
-    """The model version of trained_model's last materialization (in a pipeline run, the one this run trained)."""
-    event = instance.get_latest_materialization_event(dg.AssetKey(TRAINED_MODEL_ASSET))
+def latest_version_of(instance: dg.DagsterInstance, asset: str) -> str:
+    """The model version of `asset`'s last materialization (trained_model's: in a pipeline run, the one this run trained)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
     metadata = event.asset_materialization.metadata if event is not None and event.asset_materialization else {}
     if "model_version" not in metadata:
+        how = "run the pipeline first" if asset == TRAINED_MODEL_ASSET else "run `mnist-pipeline sweep` first"
         raise PromotionRefused(
-            f"{PRODUCTION_ASSET}: expected a materialization of {TRAINED_MODEL_ASSET} to serve, found none; "
-            "run the pipeline first, or name a registered version in the config (version)"
+            f"{PRODUCTION_ASSET}: expected a materialization of {asset} to serve ({SERVED_MODEL} chooses it), found none; "
+            f"{how}, or name a registered version in the config (version)"
         )
     return metadata["model_version"].value
 
@@ -67,11 +72,12 @@ def production_model(
     context: dg.AssetExecutionContext,
     config: Promotion,
     quality_gates: QualityGates,
+    served_model: ServedModel,
     model_registry: ModelRegistryResource,
     evaluation_records: EvaluationRecordsResource,
 ) -> dg.Output[dict]:
     """Pointer to the served model version in the registry; moved only when the version passes every gate."""
-    version = config.version or latest_trained_version(context.instance)
+    version = config.version or latest_version_of(context.instance, served_model.asset())
     reason = config.reason or (BY_HAND_REASON if config.version else PIPELINE_REASON)
     registry = model_registry.registry()
     # Checked here, so no run can skip the gate: the registry's files against their recorded SHA-256, the

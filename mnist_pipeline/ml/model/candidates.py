@@ -32,6 +32,9 @@ OVERRIDES: dict[str, tuple[str, type]] = {
     "batch_size": ("bs", int),
 }
 
+# Every candidate holds out the same validation images (whatever its training seed), so validation scores
+# rank candidates on equal terms and the champion's ensemble is judged on images none of its members saw.
+SWEEP_VALIDATION_SEED = 0
 MAX_SEEDS = 1000  # a guard against a typo such as 0-99999 starting a sweep of days
 
 

@@ -16,3 +16,10 @@ def validation_split(num_examples: int, fraction: float, seed: int) -> tuple[np.
         )
     order = np.random.default_rng(seed).permutation(num_examples)
     return np.sort(order[num_validation:]), np.sort(order[:num_validation])
+
+
+def recipe_validation_split(num_examples: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The split a resolved recipe trains with: its `validation_seed` if it has one (sweep candidates, which
+    share one so their validation scores are comparable), else its training seed (the main chain)."""
+    seed = params.get("validation_seed", params["seed"])
+    return validation_split(num_examples, params["validation_fraction"], int(seed))

@@ -29,7 +29,7 @@ import numpy as np
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.network import EpochLogger, progress_callbacks
 from mnist_pipeline.ml.model.schedule import apply_schedule
-from mnist_pipeline.ml.model.split import validation_split
+from mnist_pipeline.ml.model.split import recipe_validation_split
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json, local_copy
 from mnist_pipeline.storage.location import StoragePath
 from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
@@ -211,7 +211,7 @@ def train_with_recipe(
     so a candidate's score is what the main chain would get with its config.
     """
     epochs, batch_size = params["epochs"], params["batch_size"]
-    train_idx, val_idx = validation_split(dataset.num_train, params["validation_fraction"], params["seed"])
+    train_idx, val_idx = recipe_validation_split(dataset.num_train, params)
     # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
     apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
     log(

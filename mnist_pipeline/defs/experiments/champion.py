@@ -1,0 +1,115 @@
+"""champion_model: the sweep's best candidate, or the mean of its best k candidates, as one registered model.
+
+The choice is ml/model/ensemble.py's, on the validation images every member held
+out; the test images only report the result. The champion is registered in the
+model registry with its members in its lineage and evaluated like any version, so
+the same gates serve it (production_model, when MNIST_SERVED_MODEL=champion).
+"""
+
+import dagster as dg
+
+from mnist_pipeline.defs.code_version import code_version
+from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
+from mnist_pipeline.defs.experiments.assets import SCALED_MNIST, result_of
+from mnist_pipeline.defs.io_managers import verified_data_version
+from mnist_pipeline.defs.model.resources import ModelRegistryResource
+from mnist_pipeline.display import rounded
+from mnist_pipeline.ml.content_versions import dataset_version
+from mnist_pipeline.ml.data.dataset import DigitDataset
+
+
+class NoCandidatesError(ValueError):
+    """champion_model was asked for before any sweep candidate was evaluated."""
+
+
+@dg.asset(
+    io_manager_key="json_io_manager",
+    kinds={"keras", "json"},
+    code_version=code_version(__name__, "champion_model"),
+)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    model_registry: ModelRegistryResource,
+    evaluation_records: EvaluationRecordsResource,
+    candidate_model: dict,
+    candidate_evaluation: dict,
+    scaled_mnist: DigitDataset,
+) -> dg.Output[dict]:
+    """The best candidate by validation accuracy, or the mean of the top k candidates' probabilities when that is better on validation."""
+    from mnist_pipeline.ml.content_versions import model_version
+    from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilities
+    from mnist_pipeline.ml.evaluation.leaderboard import build_leaderboard
+    from mnist_pipeline.ml.model.ensemble import MAX_MEMBERS, accuracy_by_size, build_ensemble, choose_size, shared_validation_indices
+
+    if not candidate_evaluation:
+        raise NoCandidatesError(
+            "champion_model: expected evaluated sweep candidates (candidate_evaluation), found none; "
+            "run `mnist-pipeline sweep` first"
+        )
+    ranked = list(build_leaderboard(result_of(record) for record in candidate_evaluation.values())["candidate"])
+    top = ranked[:MAX_MEMBERS]
+    versions = [candidate_evaluation[key]["model_version"] for key in top]
+    registry = model_registry.registry()
+    members = [registry.load(version) for version in versions]
+
+    held_out = shared_validation_indices(scaled_mnist.num_train, [candidate_model[key]["params"] for key in top])
+    images, labels = scaled_mnist.train_images[held_out], scaled_mnist.train_labels[held_out]
+    by_size = accuracy_by_size([predict_probabilities(member, images) for member in members], labels)
+    size = choose_size(by_size)
+    context.log.info(
+        f"Validation accuracy of the mean of the top k candidates, on {len(held_out)} images none of them trained on: "
+        + ", ".join(f"k={k} {accuracy:.4f}" for k, accuracy in by_size.items())
+        + f"; chosen k={size}"
+    )
+    model = build_ensemble(members[:size])
+    evaluation = evaluate(model, scaled_mnist.test_images, scaled_mnist.test_labels)
+    if size == 1:
+        version = versions[0]  # the best candidate itself, registered and evaluated by its own run
+    else:
+        version = model_version(model)
+        lineage = {
+            "run_id": context.run_id,
+            "champion_of": [{"candidate": key, "model_version": v} for key, v in zip(top[:size], versions[:size])],
+            "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
+            "validation_images": int(len(held_out)),
+            "input_data_versions": {"scaled_mnist": verified_data_version(context.instance, SCALED_MNIST) or dataset_version(scaled_mnist)},
+            "code_version": context.assets_def.code_versions_by_key[context.asset_key],
+            "class_names": scaled_mnist.names(),
+        }
+        registry.register(version, model, lineage)
+        # Kept per version, as every evaluated version's: `models show` lists it and the accuracy gate reads it.
+        evaluation_records.records().write(
+            version, {"model_version": version, "num_test_images": int(scaled_mnist.num_test), **evaluation.as_metrics()}
+        )
+    best = candidate_evaluation[top[0]]
+    record = {
+        "model_version": version,
+        "members": top[:size],
+        "member_versions": versions[:size],
+        "size": size,
+        "validation_accuracy": by_size[size],
+        "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
+        "test_accuracy": evaluation.test_accuracy,
+        "test_loss": evaluation.test_loss,
+        "best_candidate": top[0],
+        "best_candidate_test_accuracy": float(best["test_accuracy"]),
+    }
+    context.log.info(
+        f"Champion {version}: {'candidate ' + top[0] if size == 1 else f'the mean of {size} candidates'}, test accuracy "
+        f"{evaluation.test_accuracy:.4f} (the best candidate alone, {top[0]}: {record['best_candidate_test_accuracy']:.4f})"
+    )
+    return dg.Output(
+        record,
+        data_version=dg.DataVersion(version),
+        metadata={
+            "model_version": version,
+            "members": dg.MetadataValue.json(record["members"]),
+            "size": size,
+            "validation_accuracy": rounded(record["validation_accuracy"]),
+            "validation_accuracy_by_size": dg.MetadataValue.json({k: rounded(v) for k, v in record["validation_accuracy_by_size"].items()}),
+            "test_accuracy": rounded(evaluation.test_accuracy),
+            "test_loss": rounded(evaluation.test_loss),
+            "best_candidate_test_accuracy": rounded(record["best_candidate_test_accuracy"]),
+            "model_path": dg.MetadataValue.path(str(registry.model_path(version))),
+        },
+    )

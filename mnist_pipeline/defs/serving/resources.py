@@ -1,0 +1,28 @@
+"""Which model the serving step serves: decided here, in one place, per deployment."""
+
+from typing import ClassVar, Optional
+
+from pydantic import Field
+
+from mnist_pipeline import settings
+from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, from_variable
+
+
+class ServedModel(SettingsFromEnvironment):
+    """The asset whose latest model production_model serves: the main chain's, or a sweep's champion."""
+
+    ENVIRONMENT: ClassVar[dict[str, str]] = {"source": settings.SERVED_MODEL}
+
+    source: Optional[str] = Field(
+        default=None,
+        description=from_variable(
+            "main: serve the model trained_model last produced; champion: the one champion_model last chose.",
+            settings.SERVED_MODEL,
+            settings.DEFAULT_SERVED_MODEL,
+        ),
+    )
+
+    def asset(self) -> str:
+        """The asset whose last materialization names the version to serve; a malformed value fails here, naming what set it."""
+        found, where = self.setting("source")
+        return settings.SERVED_MODEL_SOURCES[settings.parse_served_model(found or settings.DEFAULT_SERVED_MODEL, where)]
