@@ -1,0 +1,150 @@
+"""Benchmark: one sweep on real MNIST from scratch, and the champion it chooses.
+
+    .venv/bin/python benchmarks/champion.py --preset best --seeds 0-7                 # one at a time
+    .venv/bin/python benchmarks/champion.py --preset best --seeds 10-17 --parallel 2   # another sweep, 2 at once
+    .venv/bin/python benchmarks/champion.py --preset fast --seeds 0-2 --json out.json  # a quick one
+
+Runs `mnist-pipeline sweep` in its own process with a fresh DAGSTER_HOME and storage,
+MNIST from the pipeline's cache (filled once before anything is timed), then reads
+what it left: the leaderboard (`mnist-pipeline leaderboard --json`) and the champion's
+record. Prints one markdown row with the issue's targets (champion test accuracy at
+least 99.65%, at most 60 minutes of training), the sum of the candidates' training
+seconds, the sweep's wall time, and the champion's time to predict the 10,000 test
+images (median of 3 after a warm-up, in this process). Training times need a quiet
+machine: the load average before and after is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from run import ensure_cache, library_versions, load_average, machine_description  # noqa: E402  (benchmarks/run.py)
+
+TARGET_TEST_ACCURACY = 0.9965
+TARGET_TRAINING_SECONDS = 60 * 60
+PREDICT_ROUNDS = 3
+
+
+def sweep_env(work: Path, cache_dir: Path) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("MNIST_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(work / "dagster_home"),
+        MNIST_PIPELINE_HOME=str(work / "home"),
+        MNIST_CACHE_DIR=str(cache_dir),
+        MNIST_PIPELINE_ENV="offline",  # MNIST from the filled cache: nothing to download while timing
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    (work / "dagster_home").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def pipeline(env: dict[str, str], *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mnist_pipeline", *args]
+    if log is None:
+        return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    with open(log, "w") as out:
+        return subprocess.run(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
+    """Median seconds for the champion to predict the 10,000 test images, and its accuracy on them (a cross-check)."""
+    import keras
+    import numpy as np
+
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
+
+    storage = work / "home" / "storage"
+    model = keras.models.load_model(storage / "model_registry" / version / "model.keras", safe_mode=True)
+    data = load_npz_memory_mapped(storage / "scaled_mnist.npz")
+    images, labels = np.asarray(data["test_images"]), np.asarray(data["test_labels"])
+    predict_probabilities(model, images[:1000])  # warm-up: graph tracing is not prediction
+    times = []
+    for _ in range(PREDICT_ROUNDS):
+        started = time.perf_counter()
+        probabilities = predict_probabilities(model, images)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", action="append", help="preset(s) of the grid (repeatable); default best")
+    parser.add_argument("--seeds", required=True, help="as `mnist-pipeline sweep --seeds`: 0-7, 0,2,5")
+    parser.add_argument("--set", action="append", default=[], help="as `mnist-pipeline sweep --set`")
+    parser.add_argument("--parallel", default="1", help="candidates trained at once (`sweep --parallel`)")
+    parser.add_argument("--work", type=Path, help="directory for the sweep's homes (default: a new temporary one)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    from mnist_pipeline.paths import default_cache_dir
+
+    cache_dir = default_cache_dir()
+    ensure_cache(cache_dir)
+    work = args.work or Path(tempfile.mkdtemp(prefix="champion-benchmark-"))
+    env = sweep_env(work, cache_dir)
+    grid = [flag for preset in (args.preset or ["best"]) for flag in ("--preset", preset)]
+    grid += ["--seeds", args.seeds, "--parallel", args.parallel, *[flag for value in args.set for flag in ("--set", value)]]
+    load_before = load_average()
+    started = time.perf_counter()
+    swept = pipeline(env, "sweep", *grid, log=work / "sweep.log")
+    wall = time.perf_counter() - started
+    load_after = load_average()
+    if swept.returncode != 0:
+        print(f"benchmarks/champion.py: the sweep failed (exit {swept.returncode}); its output: {work / 'sweep.log'}", file=sys.stderr)
+        return 1
+    board = json.loads(pipeline(env, "leaderboard", "--json").stdout)
+    champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
+    predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
+    training_s = sum(row["training_seconds"] for row in board)
+    figures = {
+        "grid": " ".join(grid),
+        "candidates": len(board),
+        "members": champion["members"],
+        "size": champion["size"],
+        "best_candidate_test_accuracy": champion["best_candidate_test_accuracy"],
+        "mean_candidate_test_accuracy": statistics.mean(row["test_accuracy"] for row in board),
+        "champion_validation_accuracy": champion["validation_accuracy"],
+        "champion_test_accuracy": champion["test_accuracy"],
+        "champion_test_accuracy_recomputed": predicted_accuracy,
+        "training_seconds": training_s,
+        "sweep_wall_seconds": wall,
+        "predict_10000_seconds": predict_s,
+        "load_before": load_before,
+        "load_after": load_after,
+        "machine": machine_description(),
+        "work": str(work),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    accuracy_ok = champion["test_accuracy"] >= TARGET_TEST_ACCURACY
+    time_ok = training_s <= TARGET_TRAINING_SECONDS
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_description()}.")
+    print(library_versions())
+    print(f"Load average before / after: {load_before} / {load_after}. Work directory: {work}")
+    print(f"Command: .venv/bin/python benchmarks/champion.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
+    print("| grid | candidates | champion | best candidate, test | mean candidate, test | champion, validation | champion, test | training (sum) | sweep wall | predict 10,000 | target | result |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    chosen = champion["members"][0] if champion["size"] == 1 else f"mean of {champion['size']}"
+    print(
+        f"| `{figures['grid']}` | {len(board)} | {chosen} | {figures['best_candidate_test_accuracy']:.2%} | "
+        f"{figures['mean_candidate_test_accuracy']:.2%} | {champion['validation_accuracy']:.2%} | {champion['test_accuracy']:.2%} | "
+        f"{training_s / 60:.1f} min | {wall / 60:.1f} min | {predict_s:.2f} s | test ≥ 99.65%, training ≤ 60 min | "
+        f"{'PASS' if accuracy_ok else 'FAIL'} / {'PASS' if time_ok else 'FAIL'} |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
