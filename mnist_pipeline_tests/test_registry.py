@@ -448,7 +448,7 @@ def test_production_model_without_config_serves_what_trained_model_last_produced
         while failure.cause is not None:
             failure = failure.cause
         assert failure.message.strip().endswith(
-            "production_model: expected a materialization of trained_model to serve, found none; "
+            "production_model: expected a materialization of trained_model to serve (MNIST_SERVED_MODEL chooses it), found none; "
             "run the pipeline first, or name a registered version in the config (version)"
         )
         cli_registry.register("v1", tiny_model(), run_manifest())

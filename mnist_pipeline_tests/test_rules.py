@@ -8,6 +8,7 @@ from mnist_pipeline import paths
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.defs.evaluation.checks import accuracy_gate
 from mnist_pipeline.defs.evaluation.gates import QualityGates
+from mnist_pipeline.defs.serving.resources import ServedModel
 from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.model.checks import trained_weights_finite
 from mnist_pipeline.defs.model.resources import ModelRegistryResource
@@ -52,6 +53,7 @@ def serve(registry: ModelRegistry, gates: QualityGates, evaluations_root) -> dg.
             dg.build_asset_context(instance=instance),
             config=Promotion(version="v1"),
             quality_gates=gates,
+            served_model=ServedModel(source="main"),
             model_registry=ModelRegistryResource(root=str(registry.root)),
             evaluation_records=EvaluationRecordsResource(root=str(evaluations_root)),
         )
