@@ -1,13 +1,15 @@
-"""The UI experience against a real dagster-webserver: catalog, Launchpad jobs, runs, metadata, bad config.
+"""The UI experience against the real thing: catalog, Launchpad jobs, runs, metadata, bad config, the daemon.
 
-One server for the module, on a free port on 127.0.0.1 with a temporary
-DAGSTER_HOME and the small synthetic data set; it is stopped (its whole
-process group) when the module ends, whether the tests passed or not.
+One `dg dev` for the module, started as ./scripts/dev starts it (webserver and
+daemon, from the repository root), on a free port on 127.0.0.1 with a
+temporary DAGSTER_HOME and the small synthetic data set; it is stopped (its
+whole process group) when the module ends, whether the tests passed or not.
 """
 
 import base64
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,11 @@ query RunLog($runId: ID!) {
 }
 """
 
+DAEMON_HEALTH_QUERY = """
+{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }
+"""
+DAEMON_TIMEOUT_S = 120
+
 RUN_IDS_QUERY = """
 { runsOrError { __typename ... on Runs { results { runId } } } }
 """
@@ -124,7 +131,7 @@ def server(tmp_path_factory):
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     with running_webserver(
-        REPO / "workspace.yaml", root / "dagster_home", env, root / "webserver.log", LOCATION, READY_TIMEOUT_S
+        REPO, root / "dagster_home", env, root / "webserver.log", LOCATION, READY_TIMEOUT_S
     ) as running:
         yield running
 
@@ -177,6 +184,23 @@ def test_the_ui_pages_are_served(server):
         response = requests.get(server.base_url + page, timeout=60)
         assert response.status_code == 200, page
         assert response.text.lstrip().lower().startswith("<!doctype html>"), page
+
+
+def test_dg_dev_runs_the_daemon_beside_the_webserver(server):
+    """What ./scripts/dev gives: the sensors and schedule can run (the daemon's every required loop is healthy)."""
+    deadline = time.monotonic() + DAEMON_TIMEOUT_S
+    while True:
+        statuses = server.graphql(DAEMON_HEALTH_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        unhealthy = sorted(status["daemonType"] for status in statuses if status["required"] and not status["healthy"])
+        required = [status for status in statuses if status["required"]]
+        if required and not unhealthy:
+            break
+        assert time.monotonic() < deadline, (
+            f"daemon loops not healthy {DAEMON_TIMEOUT_S} s after the webserver answered: {unhealthy or 'none required'}\n"
+            f"{server.log_tail()}"
+        )
+        time.sleep(2)
+    assert "SENSOR" in {status["daemonType"] for status in required}
 
 
 def test_catalog_shows_groups_descriptions_kinds_owners_and_tags(server):

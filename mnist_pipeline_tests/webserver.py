@@ -1,9 +1,11 @@
-"""A real dagster-webserver for tests: its own DAGSTER_HOME, a free port on 127.0.0.1, bounded waits.
+"""The Dagster UI for tests, started as ./scripts/dev starts it: `dg dev` in the project directory.
 
-Runs launched through it start at once (SyncInMemoryRunCoordinator and
-DefaultRunLauncher in its dagster.yaml), so no daemon is needed. The server
-and everything it starts (code server, run workers) share one process group,
-which `stop` ends.
+Its own DAGSTER_HOME, a free port on 127.0.0.1, bounded waits. `dg dev`
+starts the webserver and the daemon; runs launched through the UI start at
+once all the same (SyncInMemoryRunCoordinator and DefaultRunLauncher in its
+dagster.yaml), without waiting for the daemon's queue. `dg dev` and
+everything it starts (webserver, daemon, code servers, run workers) share one
+process group, which `stop` ends.
 """
 
 from __future__ import annotations
@@ -60,10 +62,11 @@ def free_port() -> int:
 
 
 class Webserver:
-    def __init__(self, workspace: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path):
-        self.workspace = workspace
+    def __init__(self, project: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path):
+        self.project = project
         self.dagster_home = dagster_home
-        self.env = {**env, "DAGSTER_HOME": str(dagster_home)}
+        # VIRTUAL_ENV as the scripts set it (scripts/env.sh): dg warns when the active environment is another one.
+        self.env = {**env, "DAGSTER_HOME": str(dagster_home), "VIRTUAL_ENV": sys.prefix}
         self.log_path = log_path
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -74,14 +77,17 @@ class Webserver:
     def start(self) -> None:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         (self.dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
-        command = [
-            sys.executable, "-m", "dagster_webserver",
-            "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(self.port),
-        ]
+        dg = Path(sys.executable).parent / "dg"
+        if not dg.is_file():
+            raise FileNotFoundError(
+                f"dg: expected the `dg` command at {dg} (package dagster-dg-cli, in the project's dev extra), "
+                "found no such file; install it with ./scripts/install"
+            )
+        command = [str(dg), "dev", "-h", "127.0.0.1", "-p", str(self.port)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=self.workspace.parent,
+                cwd=self.project,  # dg finds the project ([tool.dg] in pyproject.toml) from here
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -108,7 +114,7 @@ class Webserver:
         last = "no answer yet"
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"dagster-webserver exited before it was ready:\n{self.log_tail()}")
+                raise RuntimeError(f"dg dev exited before the webserver was ready:\n{self.log_tail()}")
             try:
                 workspace = self.graphql(WORKSPACE_QUERY)["workspaceOrError"]
             except requests.RequestException as error:
@@ -122,7 +128,7 @@ class Webserver:
                     return
                 last = f"workspace: {workspace}"
             time.sleep(0.5)
-        raise TimeoutError(f"dagster-webserver not ready after {timeout} s ({last}):\n{self.log_tail()}")
+        raise TimeoutError(f"dg dev's webserver not ready after {timeout} s ({last}):\n{self.log_tail()}")
 
     def wait_for_run(self, run_id: str, timeout: float) -> DagsterRunStatus:
         deadline = time.monotonic() + timeout
@@ -161,10 +167,10 @@ class Webserver:
 
 @contextmanager
 def running_webserver(
-    workspace: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path, location: str, timeout: float
+    project: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path, location: str, timeout: float
 ) -> Iterator[Webserver]:
     """A started, loaded server, stopped on the way out whatever happens."""
-    server = Webserver(workspace, dagster_home, env, log_path)
+    server = Webserver(project, dagster_home, env, log_path)
     try:
         server.start()
         server.wait_until_loaded(location, timeout)

@@ -22,3 +22,6 @@ else
   fi
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# The scripts run the repository's .venv, as if it were activated: dg (which always loads the code
+# location in the project's .venv) warns on every command when the active environment is another one.
+export VIRTUAL_ENV="$repo/.venv"
