@@ -91,6 +91,7 @@ def trained_model(
     Checkpointed every epoch: a killed run resumes where it stopped. Every
     version is kept in the model registry with its lineage.
     """
+    from mnist_pipeline.ml.model.device import training_device
     from mnist_pipeline.ml.model.schedule import apply_schedule
     from mnist_pipeline.ml.model.training import fit_resumably
 
@@ -106,9 +107,11 @@ def trained_model(
     train_idx, val_idx = validation_split(scaled_mnist.num_train, params["validation_fraction"], params["seed"])
     # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
     apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
+    # On the cluster, the device of the worker that took the step: a GPU worker's model version differs (README).
+    device = training_device()
     context.log.info(
         f"Training the {params['preset']} preset's network on {len(train_idx)} images, validating on "
-        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate"
+        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate, on {device}"
     )
     started = time.perf_counter()
     model, history = fit_resumably(
@@ -138,6 +141,7 @@ def trained_model(
         data_version=dg.DataVersion(version),
         metadata={
             "model_version": version,
+            "device": device,
             "preset": params["preset"],
             "epochs": epochs,
             "batch_size": batch_size,
