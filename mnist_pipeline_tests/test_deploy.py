@@ -1,4 +1,4 @@
-"""deploy/ (the Dockerfile, the Helm values, the workers' manifest) agrees with the code and with scripts/cluster.
+"""deploy/ (the Dockerfile, the Helm values, the workers' manifest) and the `gpu` extra agree with the code and with scripts/cluster.
 
 Nothing in deploy/ can run here (no Kubernetes, no Docker registry), so these
 fast tests check what can drift: the variables `scripts/cluster env` exports
@@ -9,6 +9,7 @@ training worker alone asks for a GPU.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -19,6 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from mnist_pipeline import settings
 from mnist_pipeline.defs.executor import DEFAULT_QUEUE, TRAINING_QUEUE
@@ -168,3 +170,17 @@ def test_the_image_installs_the_cluster_extra_pinned_and_runs_as_a_user(values, 
     (user,) = re.findall(r"^USER (\S+)$", dockerfile, flags=re.MULTILINE)
     assert user not in ("root", "0")
     assert f"DAGSTER_HOME={values['global']['dagsterHome']}" in dockerfile
+
+
+def test_the_gpu_extra_is_the_cuda_libraries_the_installed_tensorflow_requires():
+    """The extra lists what TensorFlow's own `and-cuda` extra does (tensorflow-cpu's metadata carries the same
+    list), so upgrading TensorFlow without updating the extra fails here; and no TensorFlow distribution."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    gpu = {(requirement.name, requirement.specifier) for requirement in map(Requirement, extras["gpu"])}
+    tensorflow_and_cuda = {
+        (requirement.name, requirement.specifier)
+        for requirement in map(Requirement, importlib.metadata.requires("tensorflow-cpu"))
+        if requirement.marker is not None and requirement.marker.evaluate({"extra": "and-cuda"})
+    }
+    assert gpu == tensorflow_and_cuda
+    assert not any(name.startswith("tensorflow") for name, _ in gpu)
