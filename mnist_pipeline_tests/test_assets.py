@@ -127,6 +127,12 @@ def test_trained_model_carries_its_version_and_lineage_for_the_registry(trained_
     assert set(trained.lineage["input_data_versions"]) == {"hyperparameters", "compiled_model", "scaled_mnist"}
 
 
+@pytest.mark.slow
+def test_trained_model_metadata_names_the_device_that_trained_it(trained_output):
+    """No GPU here: the metadata says CPU (a GPU worker's says e.g. "GPU:0 (NVIDIA A10G)", ml/model/device.py)."""
+    assert trained_output.metadata["device"].value == "CPU"
+
+
 def test_trained_model_learns_and_keeps_history(trained):
     assert isinstance(trained, TrainedModel)
     assert set(trained.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}

@@ -1,12 +1,30 @@
-"""fit_resumably's execution details: steps per call into TensorFlow, and that they leave the weights alone."""
+"""Training's execution details: the device it runs on, steps per call into TensorFlow, and that they leave the weights alone."""
 
 import numpy as np
 import pytest
 
 from mnist_pipeline.ml.data.preprocessing import scale_images
 from mnist_pipeline.ml.model import training
+from mnist_pipeline.ml.model.device import device_label, training_device
 from mnist_pipeline.ml.model.network import build_tutorial_model, compile_model
 from mnist_pipeline_tests.synthetic import make_dataset
+
+
+@pytest.mark.parametrize(
+    "gpu_names, expected",
+    [
+        ([], "CPU"),
+        (["NVIDIA A10G"], "GPU:0 (NVIDIA A10G)"),
+        (["NVIDIA L4", "NVIDIA L4"], "GPU:0 (NVIDIA L4), the first of 2 GPUs"),
+    ],
+)
+def test_device_label_names_the_one_device_that_trains(gpu_names, expected):
+    assert device_label(gpu_names) == expected
+
+
+def test_training_device_is_the_cpu_on_a_machine_without_a_gpu():
+    """This machine has no GPU (and tensorflow-cpu is no CUDA build): TensorFlow trains on the CPU."""
+    assert training_device() == "CPU"
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,7 @@ def candidate_model(
             "seed": params["seed"],
             "overrides": dg.MetadataValue.json(dict(candidate.overrides)),
             "training_seconds": rounded(outcome.seconds),
+            "device": outcome.device,
             "final_val_accuracy": rounded(record["validation_accuracy"]),
         },
     )

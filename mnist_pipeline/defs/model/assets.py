@@ -120,6 +120,7 @@ def trained_model(
         data_version=dg.DataVersion(version),
         metadata={
             "model_version": version,
+            "device": outcome.device,
             "preset": params["preset"],
             "epochs": epochs,
             "batch_size": batch_size,

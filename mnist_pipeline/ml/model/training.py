@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
+from mnist_pipeline.ml.model.device import training_device
 from mnist_pipeline.ml.model.network import EpochLogger, progress_callbacks
 from mnist_pipeline.ml.model.schedule import apply_schedule
 from mnist_pipeline.ml.model.split import recipe_validation_split
@@ -195,6 +196,7 @@ class TrainingOutcome:
     seconds: float
     train_images: int
     validation_images: int
+    device: str  # "CPU", or "GPU:0 (<name>)": on the cluster, the worker's (a GPU worker's model version differs, README)
 
 
 def train_with_recipe(
@@ -214,9 +216,10 @@ def train_with_recipe(
     train_idx, val_idx = recipe_validation_split(dataset.num_train, params)
     # A resumed run takes the checkpoint's optimizer, schedule included, in place of this one.
     apply_schedule(compiled_model, params["schedule"], total_steps=math.ceil(len(train_idx) / batch_size) * epochs)
+    device = training_device()
     log(
         f"Training the {params['preset']} preset's network on {len(train_idx)} images, validating on "
-        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate"
+        f"{len(val_idx)}, {epochs} epochs of batch {batch_size}, {params['schedule']} learning rate, on {device}"
     )
     started = time.perf_counter()
     model, history = fit_resumably(
@@ -237,4 +240,5 @@ def train_with_recipe(
         seconds=time.perf_counter() - started,
         train_images=len(train_idx),
         validation_images=len(val_idx),
+        device=device,
     )
