@@ -62,8 +62,9 @@ def free_port() -> int:
 
 
 class Webserver:
-    def __init__(self, project: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path):
+    def __init__(self, project: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path, instance_yaml: str = INSTANCE_YAML):
         self.project = project
+        self.instance_yaml = instance_yaml
         self.dagster_home = dagster_home
         # VIRTUAL_ENV as the scripts set it (scripts/env.sh): dg warns when the active environment is another one.
         self.env = {**env, "DAGSTER_HOME": str(dagster_home), "VIRTUAL_ENV": sys.prefix}
@@ -76,7 +77,7 @@ class Webserver:
 
     def start(self) -> None:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
-        (self.dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
+        (self.dagster_home / "dagster.yaml").write_text(self.instance_yaml)
         dg = Path(sys.executable).parent / "dg"
         if not dg.is_file():
             raise FileNotFoundError(
@@ -167,10 +168,11 @@ class Webserver:
 
 @contextmanager
 def running_webserver(
-    project: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path, location: str, timeout: float
+    project: Path, dagster_home: Path, env: Mapping[str, str], log_path: Path, location: str, timeout: float,
+    instance_yaml: str = INSTANCE_YAML,
 ) -> Iterator[Webserver]:
     """A started, loaded server, stopped on the way out whatever happens."""
-    server = Webserver(project, dagster_home, env, log_path)
+    server = Webserver(project, dagster_home, env, log_path, instance_yaml)
     try:
         server.start()
         server.wait_until_loaded(location, timeout)
