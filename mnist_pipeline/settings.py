@@ -10,6 +10,7 @@ never by importing the code location: `models list` and the UI keep working.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 MIN_TEST_ACCURACY = "MNIST_MIN_TEST_ACCURACY"
 DEFAULT_MIN_TEST_ACCURACY = 0.97
@@ -55,21 +56,21 @@ def parse_min_test_accuracy(found: str | float, source: str) -> float:
     return value
 
 
-def parse_served_model(found: str, source: str = SERVED_MODEL) -> str:
-    """`found` if it names a model production_model can serve (a value of MNIST_SERVED_MODEL); `source` names it in the error."""
-    if found not in SERVED_MODEL_SOURCES:
-        raise ConfigurationError(
-            f"{source}: expected one of {sorted(SERVED_MODEL_SOURCES)} (the main chain's trained_model, or a sweep's "
-            f"champion_model), found {found!r}"
-        )
+def _one_of(found: str, allowed: Iterable[str], source: str, meaning: str = "") -> str:
+    """`found` if it is one of `allowed`; else the error naming `source` (a variable or field), the choices and what was found."""
+    if found not in allowed:
+        raise ConfigurationError(f"{source}: expected one of {sorted(allowed)}{meaning}, found {found!r}")
     return found
+
+
+def parse_served_model(found: str, source: str = SERVED_MODEL) -> str:
+    """`found` if it names a model production_model can serve (a value of MNIST_SERVED_MODEL)."""
+    return _one_of(found, SERVED_MODEL_SOURCES, source, " (the main chain's trained_model, or a sweep's champion_model)")
 
 
 def parse_pipeline_env(found: str, source: str = PIPELINE_ENV) -> str:
-    """`found` if it names a deployment environment (a value of MNIST_PIPELINE_ENV); `source` names it in the error."""
-    if found not in DOWNLOAD_SOURCES_BY_ENV:
-        raise ConfigurationError(f"{source}: expected one of {sorted(DOWNLOAD_SOURCES_BY_ENV)}, found {found!r}")
-    return found
+    """`found` if it names a deployment environment (a value of MNIST_PIPELINE_ENV)."""
+    return _one_of(found, DOWNLOAD_SOURCES_BY_ENV, source)
 
 
 def download_sources_for(env: str, source: str = PIPELINE_ENV) -> list[str]:
