@@ -61,11 +61,15 @@ def champion_model(
         + ", ".join(f"k={k} {accuracy:.4f}" for k, accuracy in by_size.items())
         + f"; chosen k={size}"
     )
-    model = build_ensemble(members[:size])
-    evaluation = evaluate(model, scaled_mnist.test_images, scaled_mnist.test_labels)
+    best = candidate_evaluation[top[0]]
     if size == 1:
-        version = versions[0]  # the best candidate itself, registered and evaluated by its own run
+        # The best candidate itself: registered, and evaluated on the test images, by its own run.
+        version = versions[0]
+        test_accuracy, test_loss = float(best["test_accuracy"]), float(best["test_loss"])
     else:
+        model = build_ensemble(members[:size])
+        evaluation = evaluate(model, scaled_mnist.test_images, scaled_mnist.test_labels)
+        test_accuracy, test_loss = evaluation.test_accuracy, evaluation.test_loss
         version = model_version(model)
         lineage = {
             "run_id": context.run_id,
@@ -81,7 +85,6 @@ def champion_model(
         evaluation_records.records().write(
             version, {"model_version": version, "num_test_images": int(scaled_mnist.num_test), **evaluation.as_metrics()}
         )
-    best = candidate_evaluation[top[0]]
     record = {
         "model_version": version,
         "members": top[:size],
@@ -89,14 +92,14 @@ def champion_model(
         "size": size,
         "validation_accuracy": by_size[size],
         "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
-        "test_accuracy": evaluation.test_accuracy,
-        "test_loss": evaluation.test_loss,
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
         "best_candidate": top[0],
         "best_candidate_test_accuracy": float(best["test_accuracy"]),
     }
     context.log.info(
         f"Champion {version}: {'candidate ' + top[0] if size == 1 else f'the mean of {size} candidates'}, test accuracy "
-        f"{evaluation.test_accuracy:.4f} (the best candidate alone, {top[0]}: {record['best_candidate_test_accuracy']:.4f})"
+        f"{test_accuracy:.4f} (the best candidate alone, {top[0]}: {record['best_candidate_test_accuracy']:.4f})"
     )
     return dg.Output(
         record,
@@ -107,8 +110,8 @@ def champion_model(
             "size": size,
             "validation_accuracy": rounded(record["validation_accuracy"]),
             "validation_accuracy_by_size": dg.MetadataValue.json({k: rounded(v) for k, v in record["validation_accuracy_by_size"].items()}),
-            "test_accuracy": rounded(evaluation.test_accuracy),
-            "test_loss": rounded(evaluation.test_loss),
+            "test_accuracy": rounded(test_accuracy),
+            "test_loss": rounded(test_loss),
             "best_candidate_test_accuracy": rounded(record["best_candidate_test_accuracy"]),
             "model_path": dg.MetadataValue.path(str(registry.model_path(version))),
         },
