@@ -114,3 +114,44 @@ def test_evaluate_agrees_with_its_own_predictions(synthetic_dataset):
     assert np.trace(evaluation.confusion_matrix) == int((predicted == labels).sum())
     assert abs(evaluation.test_accuracy - float((predicted == labels).mean())) < 1e-6
     assert set(evaluation.as_metrics()) == {"test_loss", "test_accuracy", "precision", "recall", "confusion_matrix"}
+
+
+def test_evaluate_gives_keras_loss_and_accuracy_from_one_prediction_and_needs_no_compiled_model(synthetic_dataset):
+    """The loss and accuracy come from the predicted probabilities (no second pass through model.evaluate).
+
+    Keras's evaluate, on the same model compiled, is the reference: equal to float32 rounding. The model
+    given to evaluate is not compiled, which Keras's evaluate refuses: only predict is called.
+    """
+    import keras
+
+    from mnist_pipeline.ml.data.preprocessing import scale_images
+    from mnist_pipeline.ml.evaluation.evaluate import evaluate
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    images, labels = scale_images(synthetic_dataset.test_images), synthetic_dataset.test_labels
+    evaluation = evaluate(model, images, labels)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    keras_loss, keras_accuracy = model.evaluate(images, labels, batch_size=1000, verbose=0)
+    assert evaluation.test_loss == pytest.approx(keras_loss, rel=1e-5)
+    assert evaluation.test_accuracy == pytest.approx(keras_accuracy, abs=1e-6)
+
+
+def test_sparse_crossentropy_clips_certain_mistakes_as_keras_does():
+    """A probability of exactly 0 for the true class costs -log(1e-7) after renormalising, as in Keras, not infinity."""
+    import keras
+
+    from mnist_pipeline.ml.evaluation.evaluate import sparse_crossentropy
+
+    probabilities = np.array([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.0, 0.0, 1.0]], dtype=np.float32)
+    labels = np.array([1, 1, 2])
+    expected = float(np.mean(keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(labels, probabilities))))
+    assert sparse_crossentropy(probabilities, labels) == pytest.approx(expected, rel=1e-5)
+    assert sparse_crossentropy(probabilities, labels) == pytest.approx((-np.log(1e-7 / (1 + 1e-7)) - np.log(0.5)) / 3, rel=1e-5)
+
+
+def test_sparse_crossentropy_names_what_it_expected_for_mismatched_shapes():
+    from mnist_pipeline.ml.evaluation.evaluate import sparse_crossentropy
+
+    with pytest.raises(ValueError, match=r"expected probabilities of shape \(N, classes\) for 3 labels, found \(2, 10\)"):
+        sparse_crossentropy(np.full((2, 10), 0.1), np.array([0, 1, 2]))
