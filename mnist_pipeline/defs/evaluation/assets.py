@@ -28,12 +28,8 @@ def evaluation_metrics(
     evaluation = evaluate(trained_model.model, scaled_mnist.test_images, scaled_mnist.test_labels)
     test_loss, test_accuracy, matrix = evaluation.test_loss, evaluation.test_accuracy, evaluation.confusion_matrix
     precision, recall = evaluation.precision, evaluation.recall
-    metrics = {
-        # The version trained_model recorded (its content hash), not hashed again.
-        "model_version": trained_model.version or model_version(trained_model.model),
-        "num_test_images": int(scaled_mnist.num_test),
-        **evaluation.as_metrics(),
-    }
+    # The version trained_model recorded (its content hash), not hashed again.
+    metrics = evaluation.record(trained_model.version or model_version(trained_model.model), scaled_mnist.num_test)
     context.log.info(f"Test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
     names = scaled_mnist.names()
     per_class = [[names[i], precision[i], recall[i], int(matrix[i].sum())] for i in range(len(matrix))]

@@ -135,7 +135,7 @@ def candidate_evaluation(
     # Kept per model version as evaluation_metrics keeps it: `models show` lists it, and the
     # accuracy gate of `models promote` reads it, so a candidate can be served like any version.
     evaluation_records.records().write(
-        version, {"model_version": version, "num_test_images": int(scaled_mnist.num_test), **evaluation.as_metrics()}
+        version, evaluation.record(version, scaled_mnist.num_test)
     )
     record = {
         **{name: candidate_model[name] for name in ("candidate", "model_version", "overrides", "training_seconds", "parameter_count", "validation_accuracy")},

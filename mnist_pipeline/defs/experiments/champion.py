@@ -83,7 +83,7 @@ def champion_model(
         registry.register(version, model, lineage)
         # Kept per version, as every evaluated version's: `models show` lists it and the accuracy gate reads it.
         evaluation_records.records().write(
-            version, {"model_version": version, "num_test_images": int(scaled_mnist.num_test), **evaluation.as_metrics()}
+            version, evaluation.record(version, scaled_mnist.num_test)
         )
     record = {
         "model_version": version,

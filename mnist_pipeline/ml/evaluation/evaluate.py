@@ -30,6 +30,10 @@ class Evaluation:
     precision: np.ndarray  # per class
     recall: np.ndarray  # per class
 
+    def record(self, model_version: str, num_test_images: int) -> dict[str, Any]:
+        """What is kept per evaluated model version (evaluation_metrics, and the records the accuracy gate reads)."""
+        return {"model_version": model_version, "num_test_images": int(num_test_images), **self.as_metrics()}
+
     def as_metrics(self) -> dict[str, Any]:
         """Plain JSON values."""
         return {
