@@ -32,6 +32,9 @@ __all__ = ["app"]
 # Celery gives a new pool process 4 s to start before it replaces it; loading TensorFlow takes longer on
 # a busy machine, and a replaced process would load it again.
 app.conf.worker_proc_alive_timeout = 300
+# A step's result reads STARTED, with this worker's name, once the worker runs it: the run's executor then
+# knows whom to watch, and fails the step if that worker stops answering (mnist_pipeline/cluster/lost_workers.py).
+app.conf.task_track_started = True
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,160 @@
+"""Noticing, from the run's side, a step that no Celery worker is running or will run.
+
+dagster-celery's executor (dagster_celery/core_execution_loop.py, 0.29.27) submits each step as a
+Celery task and polls its result once a second with no timeout. When the worker running a step
+dies with its machine, nothing is left to report a result: the task was acknowledged when the
+worker took it, so the broker no longer holds it, and the run would wait forever. The same wait
+follows a step sent to a queue no worker consumes.
+
+So each step's result is watched here: once a step has been out for WATCH_AFTER_SECONDS, the run
+asks the workers (Celery's `inspect().active_queues()`, one broadcast per CENSUS_EVERY_SECONDS for
+all the run's steps) who is alive and which queues each consumes. A step that has STARTED (the
+workers record it, `task_track_started` in mnist_pipeline/cluster/worker.py, with their name) is
+lost when its worker has not answered for SILENT_FOR_SECONDS; a step still waiting is stuck when no
+worker of its queue has. Its result then reads as failed, with the reason, and the run fails like a
+run whose step raised: the executor's own loop does the rest. A busy worker still answers: Celery's
+main process replies while its pool process runs the step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+from kombu.exceptions import OperationalError
+
+# A short step never pays for a broadcast.
+WATCH_AFTER_SECONDS = 30.0
+CENSUS_EVERY_SECONDS = 15.0
+# How long a broadcast collects replies (Celery waits that long whatever the number of workers).
+REPLY_TIMEOUT_SECONDS = 2.0
+# How long a step's worker (or every worker of its queue) may stay silent before the step is given up.
+SILENT_FOR_SECONDS = 90.0
+
+Clock = Callable[[], float]
+
+
+class StepWorkerLost(RuntimeError):
+    """The worker running a step is gone, or no worker consumes its queue: the step will never report."""
+
+
+class WorkerCensus:
+    """Who answers, and which queues each consumes: asked of every worker at most once per CENSUS_EVERY_SECONDS."""
+
+    def __init__(self, app, clock: Clock = time.monotonic):
+        self._app = app
+        self._clock = clock
+        self._taken_at: Optional[float] = None
+        self._queues_by_worker: dict[str, frozenset[str]] = {}
+        self.broker_error: Optional[str] = None
+
+    def queues_by_worker(self) -> dict[str, frozenset[str]]:
+        """Worker name (e.g. `training@host`) -> the queues it consumes, as the last census found them."""
+        now = self._clock()
+        if self._taken_at is None or now - self._taken_at >= CENSUS_EVERY_SECONDS:
+            self._taken_at = now
+            try:
+                replies = self._app.control.inspect(timeout=REPLY_TIMEOUT_SECONDS).active_queues() or {}
+                self.broker_error = None
+            except OperationalError as error:  # the broker is down: nobody answers, and the reason is kept
+                replies, self.broker_error = {}, f"{type(error).__name__}: {error}"
+            self._queues_by_worker = {
+                worker: frozenset(queue["name"] for queue in queues) for worker, queues in replies.items()
+            }
+        return self._queues_by_worker
+
+
+class WatchedStepResult:
+    """A step's Celery result, as dagster-celery's loop uses it (ready, get, revoke), that also ends when the
+    step's worker is gone: `ready()` is then true and `get()` raises StepWorkerLost with the reason."""
+
+    def __init__(self, result, census: WorkerCensus, step_key: str, queue: str, clock: Clock = time.monotonic):
+        self._result = result
+        self._census = census
+        self._step_key = step_key
+        self._queue = queue
+        self._clock = clock
+        self._submitted_at = clock()
+        self._worker: Optional[str] = None  # the worker that started the step, once it has
+        self._last_answer = self._submitted_at
+        self._lost: Optional[str] = None
+
+    def ready(self) -> bool:
+        if self._result.ready():
+            return True
+        if self._lost is None and self._clock() - self._submitted_at >= WATCH_AFTER_SECONDS:
+            self._lost = self._check()
+        return self._lost is not None
+
+    def get(self):
+        if self._lost is not None:
+            raise StepWorkerLost(self._lost)
+        return self._result.get()
+
+    def revoke(self) -> None:
+        self._result.revoke()
+
+    def _check(self) -> Optional[str]:
+        """None while the step's worker (or a worker of its queue, before one starts it) answers; else the reason."""
+        if self._worker is None and self._result.state == "STARTED":
+            started = self._result.info
+            self._worker = started.get("hostname") if isinstance(started, dict) else None
+        queues_by_worker = self._census.queues_by_worker()
+        now = self._clock()
+        if self._worker is not None:
+            answering = self._worker in queues_by_worker
+        else:
+            answering = any(self._queue in queues for queues in queues_by_worker.values())
+        if answering:
+            self._last_answer = now
+            return None
+        silent = now - self._last_answer
+        if silent < SILENT_FOR_SECONDS:
+            return None
+        broker = f" (the broker: {self._census.broker_error})" if self._census.broker_error else ""
+        if self._worker is not None:
+            # The task was acknowledged when the worker took it, so no other worker will take it again.
+            self._result.revoke()
+            return (
+                f"step {self._step_key}: its Celery worker {self._worker} has not answered for {silent:.0f} s{broker}: "
+                "the worker or its machine is gone, and the step with it. Its training checkpoint (if any) is kept: "
+                "start the worker again (`./scripts/cluster up` starts what is down) and rerun to resume."
+            )
+        return (
+            f"step {self._step_key}: waited {silent:.0f} s on Celery queue {self._queue!r}, and no worker consuming it "
+            f"answered{broker}: start one (`./scripts/cluster up`, or `dagster-celery worker start -A "
+            f"mnist_pipeline.cluster.worker -y celery.yaml -q {self._queue}`)."
+        )
+
+
+def watching_celery_executor(celery_executor):
+    """dagster-celery's executor, its loop and its step submission unchanged, with each step's result watched.
+
+    Built on dagster-celery 0.29.27's `core_celery_execution_loop` and `_submit_task` (its executor's own
+    `execute` is exactly that loop with that submission): the loop takes the submission as a parameter, which
+    is where the watch goes in. Pinned with the rest of the Dagster family (pyproject.toml).
+    """
+    import dagster as dg
+    from dagster_celery.core_execution_loop import core_celery_execution_loop
+    from dagster_celery.executor import _submit_task
+
+    class WatchingCeleryExecutor(dg.Executor):
+        @property
+        def retries(self):
+            return celery_executor.retries
+
+        def app_args(self):  # read by the loop, to make the Celery app it submits with
+            return celery_executor.app_args()
+
+        def execute(self, plan_context, execution_plan):
+            census: list[WorkerCensus] = []  # one per run, made with the loop's Celery app
+
+            def submit_watched(app, context, step, queue, priority, known_state):
+                if not census:
+                    census.append(WorkerCensus(app))
+                result = _submit_task(app, context, step, queue, priority, known_state)
+                return WatchedStepResult(result, census[0], step.key, queue)
+
+            return core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit_watched)
+
+    return WatchingCeleryExecutor()
