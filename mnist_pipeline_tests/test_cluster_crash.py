@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.cluster.lost_workers import CENSUS_EVERY_SECONDS, SILENT_FOR_SECONDS, WATCH_AFTER_SECONDS
+from mnist_pipeline.defs.lost_workers import CENSUS_EVERY_SECONDS, SILENT_FOR_SECONDS, WATCH_AFTER_SECONDS
 from mnist_pipeline_tests.cluster_support import REPO, cluster_env, pipeline_settings, run_cluster
 
 pytestmark = pytest.mark.cluster
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.cluster
 EPOCHS = 30
 SEED = 7
 # How long the run may take to be marked failed once its training worker is gone: the watch on the step
-# (cluster/lost_workers.py) gives it up after its worker's silence, counted from the last census it answered;
+# (defs/lost_workers.py) gives it up after its worker's silence, counted from the last census it answered;
 # then the run reports the failure and the command exits.
 FAILED_WITHIN_SECONDS = WATCH_AFTER_SECONDS + SILENT_FOR_SECONDS + 2 * CENSUS_EVERY_SECONDS + 60
 

@@ -65,7 +65,7 @@ def test_cluster_sends_the_steps_to_celery_with_the_broker_and_backend_of_its_va
     monkeypatch.setenv("MNIST_CELERY_BROKER_URL", BROKER)
     monkeypatch.setenv("MNIST_CELERY_BACKEND_URL", BACKEND)
     executor = make_executor(instance)
-    # dagster-celery's executor, with each step's result watched for a lost worker (cluster/lost_workers.py).
+    # dagster-celery's executor, with each step's result watched for a lost worker (defs/lost_workers.py).
     assert type(executor).__name__ == "WatchingCeleryExecutor"
     assert (executor.app_args()["broker"], executor.app_args()["backend"]) == (BROKER, BACKEND)
     assert executor.retries.enabled  # the run's retry setting is kept

@@ -1,4 +1,4 @@
-"""The watch on each step's Celery result (cluster/lost_workers.py): when it gives a step up, and what it says.
+"""The watch on each step's Celery result (defs/lost_workers.py): when it gives a step up, and what it says.
 
 Fast: the decision logic, on a clock the test moves and a stand-in for the two things it reads of Celery
 (a task's state, and the workers' answers to a broadcast). test_cluster_crash.py kills a real worker.
@@ -7,9 +7,11 @@ Fast: the decision logic, on a clock the test moves and a stand-in for the two t
 from __future__ import annotations
 
 import pytest
-from kombu.exceptions import OperationalError
 
-from mnist_pipeline.cluster.lost_workers import (
+# Celery's messaging library comes with the cluster extra (scripts/cluster up installs it).
+OperationalError = pytest.importorskip("kombu.exceptions", reason="the cluster extra is not installed").OperationalError
+
+from mnist_pipeline.defs.lost_workers import (  # noqa: E402  (needs kombu)
     CENSUS_EVERY_SECONDS,
     SILENT_FOR_SECONDS,
     WATCH_AFTER_SECONDS,

@@ -33,7 +33,7 @@ __all__ = ["app"]
 # a busy machine, and a replaced process would load it again.
 app.conf.worker_proc_alive_timeout = 300
 # A step's result reads STARTED, with this worker's name, once the worker runs it: the run's executor then
-# knows whom to watch, and fails the step if that worker stops answering (mnist_pipeline/cluster/lost_workers.py).
+# knows whom to watch, and fails the step if that worker stops answering (mnist_pipeline/defs/lost_workers.py).
 app.conf.task_track_started = True
 
 logger = logging.getLogger(__name__)

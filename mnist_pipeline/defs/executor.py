@@ -111,9 +111,9 @@ def pipeline_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
             executor_config=celery_executor_config(init_context.executor_config),
             instance=init_context.instance,
         )
-        from mnist_pipeline.cluster.lost_workers import watching_celery_executor
+        from mnist_pipeline.defs.lost_workers import watching_celery_executor
 
-        # So a run whose step's worker dies fails, instead of waiting on it forever (cluster/lost_workers.py).
+        # So a run whose step's worker dies fails, instead of waiting on it forever (defs/lost_workers.py).
         return watching_celery_executor(celery_executor.executor_creation_fn(celery_context))
     except settings.ConfigurationError as error:
         # A DagsterError is what Dagster turns into a failed run (a job initialization failure) with this message.
