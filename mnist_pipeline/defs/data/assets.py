@@ -9,7 +9,6 @@ from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.defs.data.resources import MnistSource
 from mnist_pipeline.ml.data.sources import MnistUnavailableError
 from mnist_pipeline.display import rounded
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import dataset_version
 from mnist_pipeline.defs.data.sources_read import SOURCE_VERSIONS_READ
 
@@ -65,7 +64,6 @@ with warnings.catch_warnings():
     io_manager_key="npz_io_manager",
     kinds={"numpy"},
     deps=[mnist_files],
-    code_version=code_version(__name__, "raw_mnist"),
     # No RetryPolicy: it would retry every error (a bad directory, unwritable storage) for about a minute.
     # The body asks for a retry itself, only when a download failed on the network.
 )
@@ -93,11 +91,7 @@ def raw_mnist(context: dg.AssetExecutionContext, mnist_source: MnistSource) -> d
     return dg.Output(loaded.dataset, data_version=dg.DataVersion(dataset_version(loaded.dataset)), metadata=metadata)
 
 
-@dg.asset(
-    io_manager_key="npz_io_manager",
-    kinds={"numpy"},
-    code_version=code_version(__name__, "scaled_mnist"),
-)
+@dg.asset(io_manager_key="npz_io_manager", kinds={"numpy"})
 def scaled_mnist(context: dg.AssetExecutionContext, raw_mnist: DigitDataset) -> dg.Output[DigitDataset]:
     """Images divided by 255 as float32 in [0, 1]; labels and class names unchanged."""
     scaled = preprocessing.scaled(raw_mnist)

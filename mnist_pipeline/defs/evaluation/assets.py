@@ -9,7 +9,6 @@ from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilitie
 from mnist_pipeline.display import markdown_table, rounded
 from mnist_pipeline.ml.evaluation.predictions import build_predictions_table, column_descriptions
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import json_version, model_version, table_version
 
 
@@ -17,7 +16,6 @@ from mnist_pipeline.ml.content_versions import json_version, model_version, tabl
     # Also kept per model version, for the promotion gate and `models list` (defs/io_managers.py).
     io_manager_key="evaluation_io_manager",
     kinds={"keras", "json"},
-    code_version=code_version(__name__, "evaluation_metrics"),
 )
 def evaluation_metrics(
     context: dg.AssetExecutionContext,
@@ -54,7 +52,6 @@ def evaluation_metrics(
     kinds={"pandas", "parquet"},
     # Predictions are published only after the model's evaluation has run.
     deps=["evaluation_metrics"],
-    code_version=code_version(__name__, "predictions_table"),
 )
 def predictions_table(
     context: dg.AssetExecutionContext, trained_model: TrainedModel, scaled_mnist: DigitDataset

@@ -10,7 +10,6 @@ registered in the same model registry, its lineage naming the candidate.
 
 import dagster as dg
 
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
 from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.experiments.resources import ExperimentStore
@@ -49,7 +48,6 @@ def training_key(code: str | None, params: dict, data_version: str | None) -> st
     partitions_def=CANDIDATES,
     io_manager_key="candidate_record_io_manager",
     kinds={"keras", "tensorflow"},
-    code_version=code_version(__name__, "candidate_model"),
     # On the cluster, to the Celery queue `training` (defs/executor.py), like trained_model.
     op_tags=TRAINING_STEP_TAGS,
 )
@@ -113,12 +111,7 @@ def candidate_model(
     )
 
 
-@dg.asset(
-    partitions_def=CANDIDATES,
-    io_manager_key="candidate_record_io_manager",
-    kinds={"keras", "json"},
-    code_version=code_version(__name__, "candidate_evaluation"),
-)
+@dg.asset(partitions_def=CANDIDATES, io_manager_key="candidate_record_io_manager", kinds={"keras", "json"})
 def candidate_evaluation(
     context: dg.AssetExecutionContext,
     model_registry: ModelRegistryResource,
@@ -174,11 +167,7 @@ def result_of(record: dict):
     )
 
 
-@dg.asset(
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-    code_version=code_version(__name__, "leaderboard"),
-)
+@dg.asset(io_manager_key="parquet_io_manager", kinds={"pandas", "parquet"})
 def leaderboard(context: dg.AssetExecutionContext, candidate_evaluation: dict) -> dg.Output:
     """Every evaluated candidate, ranked by validation accuracy; the plot marks the production model."""
     from mnist_pipeline.defs.serving.assets import current_production

@@ -8,7 +8,6 @@ the same gates serve it (production_model, when MNIST_SERVED_MODEL=champion).
 
 import dagster as dg
 
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.experiments.assets import SCALED_MNIST, result_of
 from mnist_pipeline.defs.io_managers import verified_data_version
@@ -22,11 +21,7 @@ class NoCandidatesError(ValueError):
     """champion_model was asked for before any sweep candidate was evaluated."""
 
 
-@dg.asset(
-    io_manager_key="json_io_manager",
-    kinds={"keras", "json"},
-    code_version=code_version(__name__, "champion_model"),
-)
+@dg.asset(io_manager_key="json_io_manager", kinds={"keras", "json"})
 def champion_model(
     context: dg.AssetExecutionContext,
     model_registry: ModelRegistryResource,

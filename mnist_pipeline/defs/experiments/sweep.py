@@ -23,6 +23,8 @@ from mnist_pipeline.defs.experiments.assets import (
     candidate_params,
     training_key,
 )
+from mnist_pipeline.defs.domain import domain_asset
+from mnist_pipeline.defs.experiments import definitions as experiments
 from mnist_pipeline.defs.experiments.resources import ExperimentStore
 from mnist_pipeline.defs.io_managers import verified_data_version
 from mnist_pipeline.ml.model.candidates import Candidate
@@ -59,7 +61,8 @@ class Plan:
 
 def plan(instance: dg.DagsterInstance, candidates: Sequence[Candidate]) -> Plan:
     """Which candidates need a run, in sweep order."""
-    code = candidate_model.code_versions_by_key[candidate_model.key]  # what the asset itself records
+    # What the asset itself records: its code version is set with the domain's annotations (defs/domain.py).
+    code = domain_asset(experiments.defs, candidate_model).code_versions_by_key[candidate_model.key]
     data_version = verified_data_version(instance, SCALED_MNIST)
     to_run, up_to_date = [], []
     for candidate in candidates:

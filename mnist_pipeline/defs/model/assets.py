@@ -6,18 +6,13 @@ from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.display import rounded, rounded_history
 from mnist_pipeline.defs.model.config import Hyperparameters
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
 from mnist_pipeline.defs.io_managers import verified_data_version
 from mnist_pipeline.defs.model.resources import TrainingCheckpoints
 from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
 
 
-@dg.asset(
-    io_manager_key="json_io_manager",
-    kinds={"json"},
-    code_version=code_version(__name__, "hyperparameters"),
-)
+@dg.asset(io_manager_key="json_io_manager", kinds={"json"})
 def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) -> dg.Output[dict]:
     """The hyperparameters the models downstream are built and trained with (edit them in the Launchpad).
 
@@ -43,7 +38,6 @@ def hyperparameters(context: dg.AssetExecutionContext, config: Hyperparameters) 
     kinds={"keras", "tensorflow"},
     # The network is shaped for this data (28x28 images, 10 classes), so it sits downstream of it.
     deps=["scaled_mnist"],
-    code_version=code_version(__name__, "compiled_model"),
 )
 def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> dg.Output:
     """The preset's network (the tutorial convnet by default), untrained, compiled with sparse categorical cross-entropy and accuracy."""
@@ -71,7 +65,6 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
     # Stored once, in the model registry under its version (defs/io_managers.py).
     io_manager_key="registry_model_io_manager",
     kinds={"keras", "tensorflow"},
-    code_version=code_version(__name__, "trained_model"),
     # On the cluster, to the Celery queue `training` (defs/executor.py); elsewhere the tag changes nothing.
     op_tags=TRAINING_STEP_TAGS,
 )

@@ -7,7 +7,6 @@ import dagster as dg
 
 from mnist_pipeline.ml.data.dataset import DigitDataset
 from mnist_pipeline.ml.model.trained import TrainedModel
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import files_version
 
 
@@ -16,11 +15,7 @@ def embedded_png(name: str, content: bytes) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(content).decode()})")
 
 
-@dg.asset(
-    io_manager_key="png_io_manager",
-    kinds={"matplotlib", "png"},
-    code_version=code_version(__name__, "digit_plots"),
-)
+@dg.asset(io_manager_key="png_io_manager", kinds={"matplotlib", "png"})
 def digit_plots(
     context: dg.AssetExecutionContext,
     raw_mnist: DigitDataset,

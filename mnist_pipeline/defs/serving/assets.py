@@ -20,7 +20,6 @@ from mnist_pipeline.settings import SERVED_MODEL
 from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.ml.model.weights import weights_finite
 from mnist_pipeline.registry.promotion import PRODUCTION_ASSET, PromotionRefused, check_promotable, pointer, replaced_version
-from mnist_pipeline.defs.code_version import code_version
 from mnist_pipeline.ml.content_versions import json_version
 from mnist_pipeline.defs.model.resources import ModelRegistryResource
 
@@ -66,7 +65,6 @@ def latest_version_of(instance: dg.DagsterInstance, asset: str) -> str:
     # Downstream of every gated asset: a failed blocking check on any of them skips this step. Not inputs:
     # the version served is read from the registry (and a promotion serves a version none of them hold).
     deps=["predictions_table", TRAINED_MODEL_ASSET, "evaluation_metrics"],
-    code_version=code_version(__name__, "production_model"),
 )
 def production_model(
     context: dg.AssetExecutionContext,
