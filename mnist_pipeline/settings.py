@@ -27,6 +27,12 @@ CLUSTER_ENV = "cluster"
 CELERY_BROKER_URL = "MNIST_CELERY_BROKER_URL"
 CELERY_BACKEND_URL = "MNIST_CELERY_BACKEND_URL"
 
+# How long, on the cluster, a step's Celery worker (or every worker of its queue) may stay silent before the
+# run gives the step up (defs/lost_workers.py). Longer where a worker may take minutes to appear (autoscaled
+# GPU nodes).
+WORKER_SILENCE_SECONDS = "MNIST_WORKER_SILENCE_SECONDS"
+DEFAULT_WORKER_SILENCE_SECONDS = 90.0
+
 DATA_DIR = "MNIST_DATA_DIR"
 
 # Which model production_model serves: the main chain's trained_model, or a sweep's champion_model.
@@ -52,6 +58,20 @@ def parse_min_test_accuracy(found: str | float, source: str) -> float:
         raise ConfigurationError(
             f"{source}: expected a number from 0 to 1, the lowest test accuracy a served model may "
             f"have (e.g. {DEFAULT_MIN_TEST_ACCURACY}), found {found!r}"
+        )
+    return value
+
+
+def parse_worker_silence_seconds(found: str, source: str = WORKER_SILENCE_SECONDS) -> float:
+    """Seconds from `found`, a finite number of at least 10 (a worker answers a broadcast within 2 s; it is asked every 15 s)."""
+    try:
+        value = float(found)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 10):
+        raise ConfigurationError(
+            f"{source}: expected seconds, a number of at least 10, that a step's Celery worker may stay silent before "
+            f"the run gives the step up (default {DEFAULT_WORKER_SILENCE_SECONDS:.0f}), found {found!r}"
         )
     return value
 

@@ -360,3 +360,38 @@ def test_cpu_by_step_charges_each_interval_to_what_ran_in_it():
         "Dagster: events, launching and finishing steps": 0.1 + 0.1 + 0.1 + 0.2 + 0.1,
         "exit": 0.6,
     })
+
+
+def test_cluster_benchmark_times_each_step_and_its_wait_from_submission_to_start():
+    cluster = load_script("cluster")
+    events = [
+        ("RUN_START", None, 0.0, ""),
+        ("ENGINE_EVENT", "raw_mnist", 1.0, 'Submitting celery task for step "raw_mnist" to queue "dagster".'),
+        ("ENGINE_EVENT", "raw_mnist", 2.5, "Executing steps raw_mnist in celery worker"),
+        ("STEP_START", "raw_mnist", 3.0, ""),
+        ("STEP_SUCCESS", "raw_mnist", 7.0, ""),
+        ("STEP_START", "scaled_mnist", 8.0, ""),  # in-process: no submission
+        ("STEP_SUCCESS", "scaled_mnist", 8.5, ""),
+        ("STEP_START", "trained_model", 9.0, ""),  # failed: no duration
+        ("STEP_FAILURE", "trained_model", 10.0, ""),
+    ]
+    assert cluster.step_times(events) == {
+        "raw_mnist": {"queued": 2.0, "seconds": 4.0},
+        "scaled_mnist": {"seconds": 0.5},
+    }
+
+
+def test_cluster_benchmark_table_gives_medians_and_the_cluster_s_extra_per_step():
+    cluster = load_script("cluster")
+
+    def result(wall, raw, queued=None):
+        step = {"seconds": raw, "order": 0, **({"queued": queued} if queued is not None else {})}
+        return {"wall_s": wall, "training_s": 10.0, "steps": {"raw_mnist": step}}
+
+    table = cluster.markdown({
+        "embedded": [result(100.0, 1.0), result(90.0, 2.0), result(95.0, 3.0)],
+        "cluster": [result(130.0, 4.0, 1.5), result(120.0, 5.0, 2.5), result(125.0, 6.0, 3.5)],
+    })
+    assert "| wall time, launch to exit | 95.0 s | 125.0 s | 30.0 s |" in table
+    assert "| training (as the run reports it) | 10.0 s | 10.0 s | 0.0 s |" in table
+    assert "| step `raw_mnist` | 2.0 s | 5.0 s (+2.5 s from submission to start) | 3.0 s |" in table

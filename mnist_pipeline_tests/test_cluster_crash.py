@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_pipeline.defs.lost_workers import CENSUS_EVERY_SECONDS, SILENT_FOR_SECONDS, WATCH_AFTER_SECONDS
+from mnist_pipeline.defs.lost_workers import CENSUS_EVERY_SECONDS, WATCH_AFTER_SECONDS
 from mnist_pipeline_tests.cluster_support import REPO, cluster_env, pipeline_settings, run_cluster
 
 pytestmark = pytest.mark.cluster
@@ -31,10 +31,12 @@ pytestmark = pytest.mark.cluster
 # well before training ends.
 EPOCHS = 30
 SEED = 7
-# How long the run may take to be marked failed once its training worker is gone: the watch on the step
-# (defs/lost_workers.py) gives it up after its worker's silence, counted from the last census it answered;
-# then the run reports the failure and the command exits.
-FAILED_WITHIN_SECONDS = WATCH_AFTER_SECONDS + SILENT_FOR_SECONDS + 2 * CENSUS_EVERY_SECONDS + 60
+# How long the run waits on a silent worker (MNIST_WORKER_SILENCE_SECONDS, read by the run's process; 90 by
+# default), and how long it may take to be marked failed once its training worker is gone: the watch on the
+# step (defs/lost_workers.py) gives it up after that silence, counted from the last census the worker
+# answered; then the run reports the failure and the command exits.
+SILENCE_SECONDS = 30
+FAILED_WITHIN_SECONDS = WATCH_AFTER_SECONDS + SILENCE_SECONDS + 2 * CENSUS_EVERY_SECONDS + 60
 
 
 def run_command(home: Path, json_path: Path) -> list[str]:
@@ -79,7 +81,7 @@ def test_killing_the_training_worker_fails_the_run_and_a_rerun_resumes_to_the_sa
     # The same command, on a fresh training key would resume nothing: the finished run cleared its checkpoint,
     # so this run trains from scratch; kill the training worker once epoch 1+ is checkpointed.
     killed_json = home / "killed.json"
-    run = subprocess.Popen(run_command(home, killed_json), env=env, cwd=REPO, stdout=subprocess.PIPE,
+    run = subprocess.Popen(run_command(home, killed_json), env={**env, "MNIST_WORKER_SILENCE_SECONDS": str(SILENCE_SECONDS)}, cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 600

@@ -114,7 +114,11 @@ def pipeline_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
         from mnist_pipeline.defs.lost_workers import watching_celery_executor
 
         # So a run whose step's worker dies fails, instead of waiting on it forever (defs/lost_workers.py).
-        return watching_celery_executor(celery_executor.executor_creation_fn(celery_context))
+        silence = dg.EnvVar(settings.WORKER_SILENCE_SECONDS).get_value()
+        silence_seconds = (
+            settings.parse_worker_silence_seconds(silence) if silence else settings.DEFAULT_WORKER_SILENCE_SECONDS
+        )
+        return watching_celery_executor(celery_executor.executor_creation_fn(celery_context), silence_seconds)
     except settings.ConfigurationError as error:
         # A DagsterError is what Dagster turns into a failed run (a job initialization failure) with this message.
         raise StepExecutorError(str(error)) from error

@@ -1,19 +1,19 @@
-"""Noticing, from the run's side, a step that no Celery worker is running or will run.
+"""Noticing, from the run's side, a step whose Celery worker died while running it.
 
 dagster-celery's executor (dagster_celery/core_execution_loop.py, 0.29.27) submits each step as a
 Celery task and polls its result once a second with no timeout. When the worker running a step
 dies with its machine, nothing is left to report a result: the task was acknowledged when the
-worker took it, so the broker no longer holds it, and the run would wait forever. The same wait
-follows a step sent to a queue no worker consumes.
+worker took it, so the broker no longer holds it, and the run would wait forever.
 
 So each step's result is watched here: once a step has been out for WATCH_AFTER_SECONDS, the run
-asks the workers (Celery's `inspect().active_queues()`, one broadcast per CENSUS_EVERY_SECONDS for
-all the run's steps) who is alive and which queues each consumes. A step that has STARTED (the
-workers record it, `task_track_started` in mnist_pipeline/cluster/worker.py, with their name) is
-lost when its worker has not answered for SILENT_FOR_SECONDS; a step still waiting is stuck when no
-worker of its queue has. Its result then reads as failed, with the reason, and the run fails like a
-run whose step raised: the executor's own loop does the rest. A busy worker still answers: Celery's
-main process replies while its pool process runs the step.
+asks the workers who is alive (Celery's `inspect().active_queues()`, one broadcast per
+CENSUS_EVERY_SECONDS for all the run's steps). A step that has STARTED (the workers record it, with
+their name: `task_track_started` in mnist_pipeline/cluster/worker.py) is lost when its worker has not
+answered for MNIST_WORKER_SILENCE_SECONDS (90 by default, read when the run starts). Its result then
+reads as failed, with the reason, and the run fails like a run whose step raised: the executor's own
+loop does the rest. A busy worker still answers: Celery's main process replies while its pool
+process runs the step. A step no worker has started yet is left waiting: its task is still in the
+broker's queue, and a worker that starts later takes it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ WATCH_AFTER_SECONDS = 30.0
 CENSUS_EVERY_SECONDS = 15.0
 # How long a broadcast collects replies (Celery waits that long whatever the number of workers).
 REPLY_TIMEOUT_SECONDS = 2.0
-# How long a step's worker (or every worker of its queue) may stay silent before the step is given up.
-SILENT_FOR_SECONDS = 90.0
 
 Clock = Callable[[], float]
 
@@ -68,8 +66,11 @@ class WatchedStepResult:
     """A step's Celery result, as dagster-celery's loop uses it (ready, get, revoke), that also ends when the
     step's worker is gone: `ready()` is then true and `get()` raises StepWorkerLost with the reason."""
 
-    def __init__(self, result, census: WorkerCensus, step_key: str, queue: str, clock: Clock = time.monotonic):
+    def __init__(
+        self, result, census: WorkerCensus, step_key: str, queue: str, silence_seconds: float, clock: Clock = time.monotonic
+    ):
         self._result = result
+        self._silence_seconds = silence_seconds
         self._census = census
         self._step_key = step_key
         self._queue = queue
@@ -95,39 +96,34 @@ class WatchedStepResult:
         self._result.revoke()
 
     def _check(self) -> Optional[str]:
-        """None while the step's worker (or a worker of its queue, before one starts it) answers; else the reason."""
+        """None while the step waits for a worker or its worker answers; else the reason it is given up."""
         if self._worker is None and self._result.state == "STARTED":
             started = self._result.info
             self._worker = started.get("hostname") if isinstance(started, dict) else None
-        queues_by_worker = self._census.queues_by_worker()
+            self._last_answer = self._clock()
+        if self._worker is None:
+            # Still in the broker's queue: a worker that starts later takes it, as a queued job waits for its
+            # machine. Given up here, it would stay queued and run later for a run that had ended.
+            return None
         now = self._clock()
-        if self._worker is not None:
-            answering = self._worker in queues_by_worker
-        else:
-            answering = any(self._queue in queues for queues in queues_by_worker.values())
-        if answering:
+        if self._worker in self._census.queues_by_worker():
             self._last_answer = now
             return None
         silent = now - self._last_answer
-        if silent < SILENT_FOR_SECONDS:
+        if silent < self._silence_seconds:
             return None
         broker = f" (the broker: {self._census.broker_error})" if self._census.broker_error else ""
-        if self._worker is not None:
-            # The task was acknowledged when the worker took it, so no other worker will take it again.
-            self._result.revoke()
-            return (
-                f"step {self._step_key}: its Celery worker {self._worker} has not answered for {silent:.0f} s{broker}: "
-                "the worker or its machine is gone, and the step with it. Its training checkpoint (if any) is kept: "
-                "start the worker again (`./scripts/cluster up` starts what is down) and rerun to resume."
-            )
+        # The task was acknowledged when the worker took it: the broker no longer holds it, so no worker
+        # will run it again; revoked all the same, in case the worker comes back with it.
+        self._result.revoke()
         return (
-            f"step {self._step_key}: waited {silent:.0f} s on Celery queue {self._queue!r}, and no worker consuming it "
-            f"answered{broker}: start one (`./scripts/cluster up`, or `dagster-celery worker start -A "
-            f"mnist_pipeline.cluster.worker -y celery.yaml -q {self._queue}`)."
+            f"step {self._step_key}: its Celery worker {self._worker} has not answered for {silent:.0f} s{broker}: "
+            "the worker or its machine is gone, and the step with it. Its training checkpoint (if any) is kept: "
+            "start the worker again (`./scripts/cluster up` starts what is down) and rerun to resume."
         )
 
 
-def watching_celery_executor(celery_executor):
+def watching_celery_executor(celery_executor, silence_seconds: float):
     """dagster-celery's executor, its loop and its step submission unchanged, with each step's result watched.
 
     Built on dagster-celery 0.29.27's `core_celery_execution_loop` and `_submit_task` (its executor's own
@@ -153,7 +149,7 @@ def watching_celery_executor(celery_executor):
                 if not census:
                     census.append(WorkerCensus(app))
                 result = _submit_task(app, context, step, queue, priority, known_state)
-                return WatchedStepResult(result, census[0], step.key, queue)
+                return WatchedStepResult(result, census[0], step.key, queue, silence_seconds)
 
             return core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit_watched)
 
