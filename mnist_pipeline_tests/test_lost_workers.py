@@ -45,7 +45,7 @@ class TaskResult:
 
 
 class Workers:
-    """The app's `control.inspect(timeout).active_queues()`: worker name -> queues, or the broker's error."""
+    """The app's `control.ping(timeout)`: a reply per live worker, or the broker's error."""
 
     def __init__(self, queues_by_worker=None):
         self.queues_by_worker = queues_by_worker or {}
@@ -53,22 +53,18 @@ class Workers:
         self.broadcasts = 0
         self.control = self
 
-    def inspect(self, timeout):
-        return self
-
-    def active_queues(self):
+    def ping(self, timeout):
         self.broadcasts += 1
         if self.broker_down:
             raise OperationalError("Error 111 connecting to 127.0.0.1:47401. Connection refused.")
-        return {worker: [{"name": queue} for queue in queues] for worker, queues in self.queues_by_worker.items()} or None
+        return [{worker: {"ok": "pong"}} for worker in self.queues_by_worker]
 
 
 SILENT_FOR_SECONDS = 90.0  # MNIST_WORKER_SILENCE_SECONDS's default (settings.py)
 
 
-def watched(result, workers, clock, queue="training"):
-    census = WorkerCensus(workers, clock=clock)
-    return WatchedStepResult(result, census, "trained_model", queue, SILENT_FOR_SECONDS, clock=clock)
+def watched(result, workers, clock):
+    return WatchedStepResult(result, WorkerCensus(workers, clock=clock), "trained_model", SILENT_FOR_SECONDS, clock=clock)
 
 
 def advance_while_watching(step, clock, seconds, every=1.0):
@@ -128,8 +124,8 @@ def test_a_short_step_never_costs_a_broadcast():
 def test_the_steps_of_a_run_share_one_broadcast_per_census_interval():
     clock, workers = Clock(), Workers({"training@host": ["training"], "dagster@host": ["dagster"]})
     census = WorkerCensus(workers, clock=clock)
-    steps = [WatchedStepResult(TaskResult("STARTED", {"hostname": f"{queue}@host"}), census, key, queue,
-                               SILENT_FOR_SECONDS, clock=clock)
+    steps = [WatchedStepResult(TaskResult("STARTED", {"hostname": f"{queue}@host"}), census, key, SILENT_FOR_SECONDS,
+                               clock=clock)
              for key, queue in [("trained_model", "training"), ("raw_mnist", "dagster")]]
     for _ in range(int(WATCH_AFTER_SECONDS + 10 * CENSUS_EVERY_SECONDS)):
         clock.now += 1

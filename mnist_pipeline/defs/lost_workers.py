@@ -6,8 +6,8 @@ dies with its machine, nothing is left to report a result: the task was acknowle
 worker took it, so the broker no longer holds it, and the run would wait forever.
 
 So each step's result is watched here: once a step has been out for WATCH_AFTER_SECONDS, the run
-asks the workers who is alive (Celery's `inspect().active_queues()`, one broadcast per
-CENSUS_EVERY_SECONDS for all the run's steps). A step that has STARTED (the workers record it, with
+asks the workers who is alive (Celery's `control.ping()`, one broadcast per CENSUS_EVERY_SECONDS for
+all the run's steps). A step that has STARTED (the workers record it, with
 their name: `task_track_started` in mnist_pipeline/cluster/worker.py) is lost when its worker has not
 answered for MNIST_WORKER_SILENCE_SECONDS (90 by default, read when the run starts). Its result then
 reads as failed, with the reason, and the run fails like a run whose step raised: the executor's own
@@ -33,47 +33,42 @@ Clock = Callable[[], float]
 
 
 class StepWorkerLost(RuntimeError):
-    """The worker running a step is gone, or no worker consumes its queue: the step will never report."""
+    """The worker running a step is gone: the step will never report."""
 
 
 class WorkerCensus:
-    """Who answers, and which queues each consumes: asked of every worker at most once per CENSUS_EVERY_SECONDS."""
+    """The workers that answer: every worker is asked at most once per CENSUS_EVERY_SECONDS."""
 
     def __init__(self, app, clock: Clock = time.monotonic):
         self._app = app
         self._clock = clock
         self._taken_at: Optional[float] = None
-        self._queues_by_worker: dict[str, frozenset[str]] = {}
+        self._answering: frozenset[str] = frozenset()
         self.broker_error: Optional[str] = None
 
-    def queues_by_worker(self) -> dict[str, frozenset[str]]:
-        """Worker name (e.g. `training@host`) -> the queues it consumes, as the last census found them."""
+    def answering(self) -> frozenset[str]:
+        """The names (e.g. `training@host`) of the workers that answered the last census."""
         now = self._clock()
         if self._taken_at is None or now - self._taken_at >= CENSUS_EVERY_SECONDS:
             self._taken_at = now
             try:
-                replies = self._app.control.inspect(timeout=REPLY_TIMEOUT_SECONDS).active_queues() or {}
+                replies = self._app.control.ping(timeout=REPLY_TIMEOUT_SECONDS)
                 self.broker_error = None
             except OperationalError as error:  # the broker is down: nobody answers, and the reason is kept
-                replies, self.broker_error = {}, f"{type(error).__name__}: {error}"
-            self._queues_by_worker = {
-                worker: frozenset(queue["name"] for queue in queues) for worker, queues in replies.items()
-            }
-        return self._queues_by_worker
+                replies, self.broker_error = [], f"{type(error).__name__}: {error}"
+            self._answering = frozenset(name for reply in replies for name in reply)
+        return self._answering
 
 
 class WatchedStepResult:
     """A step's Celery result, as dagster-celery's loop uses it (ready, get, revoke), that also ends when the
     step's worker is gone: `ready()` is then true and `get()` raises StepWorkerLost with the reason."""
 
-    def __init__(
-        self, result, census: WorkerCensus, step_key: str, queue: str, silence_seconds: float, clock: Clock = time.monotonic
-    ):
+    def __init__(self, result, census: WorkerCensus, step_key: str, silence_seconds: float, clock: Clock = time.monotonic):
         self._result = result
         self._silence_seconds = silence_seconds
         self._census = census
         self._step_key = step_key
-        self._queue = queue
         self._clock = clock
         self._submitted_at = clock()
         self._worker: Optional[str] = None  # the worker that started the step, once it has
@@ -106,7 +101,7 @@ class WatchedStepResult:
             # machine. Given up here, it would stay queued and run later for a run that had ended.
             return None
         now = self._clock()
-        if self._worker in self._census.queues_by_worker():
+        if self._worker in self._census.answering():
             self._last_answer = now
             return None
         silent = now - self._last_answer
@@ -149,7 +144,7 @@ def watching_celery_executor(celery_executor, silence_seconds: float):
                 if not census:
                     census.append(WorkerCensus(app))
                 result = _submit_task(app, context, step, queue, priority, known_state)
-                return WatchedStepResult(result, census[0], step.key, queue, silence_seconds)
+                return WatchedStepResult(result, census[0], step.key, silence_seconds)
 
             return core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit_watched)
 
