@@ -23,11 +23,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import dagster as dg
+from pydantic import Field
 
 
-def from_variable(what: str, variable: str, default: str) -> str:
-    """A field's description: what it is, the variable that sets it when unset, and the default after that."""
-    return f"{what} Unset: ${variable}, read when used; if that is unset or empty too: {default}."
+def variable_field(what: str, variable: str, default: str) -> Any:
+    """An optional field that `variable` sets when it is not configured; its description (the UI's resource page
+    shows it) says what it is, the variable, and the default after that."""
+    return Field(default=None, description=f"{what} Unset: ${variable}, read when used; if that is unset or empty too: {default}.")
 
 
 class SettingsFromEnvironment(dg.ConfigurableResource):

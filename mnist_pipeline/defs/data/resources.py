@@ -9,7 +9,7 @@ from typing import Callable, ClassVar, List, Optional
 from pydantic import Field, field_validator
 
 from mnist_pipeline import settings
-from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, from_variable
+from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, variable_field
 from mnist_pipeline.ml.data.dataset import IDX_FILE_NAMES
 from mnist_pipeline.ml.data.idx import IdxFormatError
 from mnist_pipeline.ml.data.sources import CLASSES_FILE, DOWNLOAD_SOURCES, MNIST_SHA256, LoadedDataset, find_idx_file, load_mnist
@@ -29,25 +29,19 @@ class MnistSource(SettingsFromEnvironment):
 
     ENVIRONMENT: ClassVar[dict[str, str]] = {"data_dir": settings.DATA_DIR, "download_sources": settings.PIPELINE_ENV}
 
-    data_dir: Optional[str] = Field(
-        default=None,
-        description=from_variable(
-            "Directory holding the four IDX files (plain or .gz), the only source when set.", settings.DATA_DIR,
-            "no data directory: MNIST itself, from the cache or a download source",
-        ),
+    data_dir: Optional[str] = variable_field(
+        "Directory holding the four IDX files (plain or .gz), the only source when set.", settings.DATA_DIR,
+        "no data directory: MNIST itself, from the cache or a download source",
     )
     cache_dir: Optional[str] = Field(
         default=None,
         description="Where fetched MNIST is cached; unset: $MNIST_CACHE_DIR, else <pipeline home>/mnist_cache.",
     )
-    download_sources: Optional[List[str]] = Field(
-        default=None,
-        description=from_variable(
-            f"Fetchers to try, in order, when nothing is cached: any of {list(DOWNLOAD_SOURCES)}.",
-            settings.PIPELINE_ENV,
-            f"the {settings.DEFAULT_PIPELINE_ENV!r} environment's; each environment's sources: "
-            + ", ".join(f"{env}: {sources}" for env, sources in settings.DOWNLOAD_SOURCES_BY_ENV.items()),
-        ),
+    download_sources: Optional[List[str]] = variable_field(
+        f"Fetchers to try, in order, when nothing is cached: any of {list(DOWNLOAD_SOURCES)}.",
+        settings.PIPELINE_ENV,
+        f"the {settings.DEFAULT_PIPELINE_ENV!r} environment's; each environment's sources: "
+        + ", ".join(f"{env}: {sources}" for env, sources in settings.DOWNLOAD_SOURCES_BY_ENV.items()),
     )
 
     @field_validator("download_sources")

@@ -2,10 +2,10 @@
 
 from typing import ClassVar, Optional, Union
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from mnist_pipeline import settings
-from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, from_variable
+from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, variable_field
 from mnist_pipeline.ml.evaluation.gate import meets_accuracy_gate
 
 
@@ -16,13 +16,10 @@ class QualityGates(SettingsFromEnvironment):
 
     # A string, parsed when used: so a dg.EnvVar can set it (Dagster refuses one for a float field), and a
     # malformed value fails the gate that uses it, with the same message whichever way it was set.
-    min_test_accuracy: Optional[str] = Field(
-        default=None,
-        description=from_variable(
-            "Lowest test accuracy a served model may have, a number from 0 to 1.",
-            settings.MIN_TEST_ACCURACY,
-            str(settings.DEFAULT_MIN_TEST_ACCURACY),
-        ),
+    min_test_accuracy: Optional[str] = variable_field(
+        "Lowest test accuracy a served model may have, a number from 0 to 1.",
+        settings.MIN_TEST_ACCURACY,
+        str(settings.DEFAULT_MIN_TEST_ACCURACY),
     )
 
     @field_validator("min_test_accuracy", mode="before")

@@ -2,10 +2,8 @@
 
 from typing import ClassVar, Optional
 
-from pydantic import Field
-
 from mnist_pipeline import settings
-from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, from_variable
+from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, variable_field
 
 
 class ServedModel(SettingsFromEnvironment):
@@ -13,13 +11,10 @@ class ServedModel(SettingsFromEnvironment):
 
     ENVIRONMENT: ClassVar[dict[str, str]] = {"source": settings.SERVED_MODEL}
 
-    source: Optional[str] = Field(
-        default=None,
-        description=from_variable(
-            "main: serve the model trained_model last produced; champion: the one champion_model last chose.",
-            settings.SERVED_MODEL,
-            settings.DEFAULT_SERVED_MODEL,
-        ),
+    source: Optional[str] = variable_field(
+        "main: serve the model trained_model last produced; champion: the one champion_model last chose.",
+        settings.SERVED_MODEL,
+        settings.DEFAULT_SERVED_MODEL,
     )
 
     def asset(self) -> str:
