@@ -168,3 +168,62 @@ def test_source_segments_follow_python_s_line_breaks(project):
     source = cv._source(f"{PACKAGE}.odd")
     for node in ast.parse(source).body:
         assert cv.source_segment(f"{PACKAGE}.odd", node) == ast.get_source_segment(source, node)
+
+
+@pytest.fixture
+def domain_package(project):
+    """The throwaway package plus a domain module: an asset whose decorator sets no code version,
+    one bound under another name than its function's, and an observable source."""
+    (project / "domain_assets.py").write_text(
+        textwrap.dedent(
+            f"""
+            import dagster as dg
+
+            from {PACKAGE}.helpers import scale
+
+            @dg.asset
+            def plain(context):
+                return scale(1)
+
+            def _renamed(context):
+                return 2
+
+            bound_name = dg.asset(name="bound_name")(_renamed)
+
+            @dg.multi_observable_source_asset(specs=[dg.AssetSpec("observed")])
+            def observed():
+                return dg.ObserveResult(asset_key="observed", data_version=dg.DataVersion("1"))
+            """
+        )
+    )
+    return project
+
+
+def test_a_domain_sets_each_asset_s_code_version_from_where_it_is_defined(domain_package):
+    import importlib
+
+    from mnist_pipeline.defs.domain import domain_definitions
+
+    module = importlib.import_module(f"{PACKAGE}.domain_assets")
+    graph = domain_definitions("test", [module]).resolve_asset_graph()
+    versions = {key.to_user_string(): graph.get(key).code_version for key in graph.get_all_asset_keys()}
+    assert versions == {
+        "plain": cv.code_version(module.__name__, "plain"),
+        # The module's `bound_name = dg.asset(...)(_renamed)`, which uses _renamed: its source counts.
+        "bound_name": cv.code_version(module.__name__, "bound_name"),
+        "observed": None,  # observed, not computed: its data version is what it observes
+    }
+    edit(domain_package / "domain_assets.py", "return 2", "return 3")
+    cv.forget_sources()
+    assert cv.code_version(module.__name__, "bound_name") != versions["bound_name"]
+
+
+def test_an_asset_imported_into_a_domain_module_is_an_error_naming_the_module_and_name(domain_package):
+    import importlib
+
+    from mnist_pipeline.defs.domain import domain_definitions
+
+    (domain_package / "reexport.py").write_text(f"from {PACKAGE}.domain_assets import plain\n")
+    module = importlib.import_module(f"{PACKAGE}.reexport")
+    with pytest.raises(NameError, match=rf"{PACKAGE}.reexport: expected a top-level definition named 'plain', found none"):
+        domain_definitions("test", [module])

@@ -209,13 +209,30 @@ def test_the_download_sources_are_the_field_else_the_pipeline_envs(monkeypatch, 
     assert MnistSource(download_sources=[]).resolved_download_sources() == []
 
 
-@pytest.mark.parametrize("resource", [QualityGates, MnistSource])
+@pytest.mark.parametrize("resource", [QualityGates, MnistSource, ServedModel])
 def test_each_resource_field_set_by_a_variable_names_it_where_the_ui_shows_it(resource):
     """The UI's resource page shows each config field's description under its name."""
     fields = resource().get_resource_definition().config_schema.config_type.fields
     assert resource.ENVIRONMENT, "the resource declares its variables"
     for field, variable in resource.ENVIRONMENT.items():
         assert f"Unset: ${variable}, read when used" in fields[field].description, (field, fields[field].description)
+
+
+def test_a_variable_field_names_its_variable_once_for_the_description_and_the_fallback(monkeypatch):
+    from typing import Optional
+
+    from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, variable_field
+
+    class Greeting(SettingsFromEnvironment):
+        text: Optional[str] = variable_field("What to say.", "TEST_GREETING_TEXT", "hello")
+        unrelated: Optional[str] = None
+
+    assert Greeting.ENVIRONMENT == {"text": "TEST_GREETING_TEXT"}
+    monkeypatch.setenv("TEST_GREETING_TEXT", "hi")
+    assert Greeting().setting("text") == ("hi", "TEST_GREETING_TEXT")
+    assert Greeting(text="hey").setting("text") == ("hey", "Greeting.text")
+    description = Greeting().get_resource_definition().config_schema.config_type.fields["text"].description
+    assert description == "What to say. Unset: $TEST_GREETING_TEXT, read when used; if that is unset or empty too: hello."
 
 
 RECORD_VARIABLES_READ_AT_IMPORT = """

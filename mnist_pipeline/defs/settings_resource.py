@@ -1,7 +1,9 @@
 """Resources whose fields fall back to environment variables, read when a value is used.
 
-Each such resource declares, in one ClassVar, which variable sets which
-field. A field's value, in order:
+Each field that falls back to a variable is declared with `variable_field`,
+which names its variable once: the field's description says it, and the class's
+ENVIRONMENT (field -> variable) is gathered from the fields when the class is
+built. A field's value, in order:
   1. what the resource was given: in code, in the Launchpad, or a `dg.EnvVar`
      bound to it (the fields are strings, so Dagster accepts an EnvVar, and the
      resource page then shows the variable with an "Env var" tag);
@@ -25,18 +27,36 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
+# Where variable_field records its variable, in the field's pydantic metadata.
+_VARIABLE = "environment_variable"
+
+
+def from_variable(what: str, variable: str, default: str) -> str:
+    """A field's description: what it is, the variable that sets it when unset, and the default after that."""
+    return f"{what} Unset: ${variable}, read when used; if that is unset or empty too: {default}."
+
 
 def variable_field(what: str, variable: str, default: str) -> Any:
-    """An optional field that `variable` sets when it is not configured; its description (the UI's resource page
-    shows it) says what it is, the variable, and the default after that."""
-    return Field(default=None, description=f"{what} Unset: ${variable}, read when used; if that is unset or empty too: {default}.")
+    """A field of a SettingsFromEnvironment set by `variable` when not configured (None until then), described by
+    from_variable: the UI's resource page shows the variable and the default under the field's name."""
+    return Field(default=None, description=from_variable(what, variable, default), json_schema_extra={_VARIABLE: variable})
 
 
 class SettingsFromEnvironment(dg.ConfigurableResource):
     """Base of the resources whose unset fields come from environment variables (see the module docstring)."""
 
-    # Field name -> the environment variable that sets it when the field is not configured.
+    # Field name -> the environment variable that sets it when the field is not configured: gathered from the
+    # fields declared with variable_field, so each variable is named in one place.
     ENVIRONMENT: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.ENVIRONMENT = {
+            name: field.json_schema_extra[_VARIABLE]
+            for name, field in cls.model_fields.items()
+            if isinstance(field.json_schema_extra, dict) and _VARIABLE in field.json_schema_extra
+        }
 
     def setting(self, field: str) -> tuple[Any, str]:
         """The field's value (None: use the default) and what set it, to name in an error: the field or the variable."""

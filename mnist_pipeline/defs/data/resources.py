@@ -23,14 +23,13 @@ class MnistSource(SettingsFromEnvironment):
     With a data directory, that directory is the only source: any data set in
     the MNIST IDX format, checked by structure. Otherwise a verified local
     cache, then each download source in order, checked against MNIST's SHA-256.
-    Unset fields come from their environment variables when used (ENVIRONMENT; the cache directory's
+    Unset fields come from their environment variables when used (variable_field; the cache directory's
     variables are read by paths.py).
     """
 
-    ENVIRONMENT: ClassVar[dict[str, str]] = {"data_dir": settings.DATA_DIR, "download_sources": settings.PIPELINE_ENV}
-
     data_dir: Optional[str] = variable_field(
-        "Directory holding the four IDX files (plain or .gz), the only source when set.", settings.DATA_DIR,
+        "Directory holding the four IDX files (plain or .gz), the only source when set.",
+        settings.DATA_DIR,
         "no data directory: MNIST itself, from the cache or a download source",
     )
     cache_dir: Optional[str] = Field(

@@ -1,6 +1,6 @@
 """Which model the serving step serves: decided here, in one place, per deployment."""
 
-from typing import ClassVar, Optional
+from typing import Optional
 
 from mnist_pipeline import settings
 from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, variable_field
@@ -8,8 +8,6 @@ from mnist_pipeline.defs.settings_resource import SettingsFromEnvironment, varia
 
 class ServedModel(SettingsFromEnvironment):
     """The asset whose latest model production_model serves: the main chain's, or a sweep's champion."""
-
-    ENVIRONMENT: ClassVar[dict[str, str]] = {"source": settings.SERVED_MODEL}
 
     source: Optional[str] = variable_field(
         "main: serve the model trained_model last produced; champion: the one champion_model last chose.",
