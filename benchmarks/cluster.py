@@ -146,6 +146,7 @@ def main() -> None:
     from mnist_pipeline.paths import default_cache_dir
 
     work = Path(tempfile.mkdtemp(prefix="mnist-cluster-bench-"))
+    work.chmod(0o755)  # PostgreSQL runs as its own user and must reach its data directory in the cluster home
     cache_dir = Path(os.environ.get("MNIST_CACHE_DIR") or default_cache_dir())
     ensure_cache(cache_dir)
     settings = {"MNIST_CACHE_DIR": str(cache_dir), "MNIST_PIPELINE_HOME": str(work / "cluster_pipeline_home")}

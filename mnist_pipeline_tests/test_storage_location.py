@@ -5,6 +5,7 @@ Fast and local: no object store is contacted (a UPath is only a name until it is
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +26,14 @@ from mnist_pipeline.storage.location import StorageLocationError, is_remote, sto
 EXPECTED = "expected a local directory or an S3 URL of the form s3://bucket/prefix"
 
 
+# An s3:// location is built with s3fs and universal-pathlib, the cluster extra's (scripts/cluster up installs
+# them); without them these tests have nothing to build, and the test just below checks that error.
+needs_object_store_libraries = pytest.mark.skipif(
+    importlib.util.find_spec("s3fs") is None or importlib.util.find_spec("upath") is None,
+    reason="the cluster extra (s3fs, universal-pathlib) is not installed",
+)
+
+
 def test_without_a_url_the_storage_directory_is_unchanged(isolated_home, tmp_path, monkeypatch):
     assert default_storage_dir() == isolated_home / "storage"
     monkeypatch.setenv("MNIST_STORAGE_DIR", str(tmp_path / "elsewhere"))
@@ -39,6 +48,7 @@ def test_a_local_path_in_the_url_variable_is_a_local_directory(tmp_path, monkeyp
     assert isinstance(default_storage_dir(), Path)
 
 
+@needs_object_store_libraries
 def test_an_s3_url_is_an_object_store_location_for_every_storage_resource(monkeypatch):
     monkeypatch.setenv("MNIST_STORAGE_URL", "s3://mnist-bucket/some/prefix/")
     root = default_storage_dir()
@@ -50,6 +60,7 @@ def test_an_s3_url_is_an_object_store_location_for_every_storage_resource(monkey
     assert str(TrainingCheckpoints().directory("key")) == "s3://mnist-bucket/some/prefix/training_checkpoints/key"
 
 
+@needs_object_store_libraries
 def test_a_configured_s3_base_dir_puts_every_storage_resource_under_it():
     resources = storage_resources("s3://mnist-bucket/run")
     assert str(resources["model_registry"].registry().root) == "s3://mnist-bucket/run/model_registry"
@@ -92,6 +103,7 @@ def test_an_s3_url_without_s3fs_installed_names_the_cluster_extra(monkeypatch):
     assert message.endswith("); install the `cluster` extra: .venv/bin/pip install -e '.[cluster]' (scripts/cluster up installs it)")
 
 
+@needs_object_store_libraries
 def test_models_prune_refuses_an_object_store_naming_it_before_touching_anything(tmp_path):
     remote = storage_location("s3://mnist-bucket/prefix", "test")
     locations = StorageLocations(
