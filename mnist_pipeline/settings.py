@@ -27,9 +27,8 @@ CLUSTER_ENV = "cluster"
 CELERY_BROKER_URL = "MNIST_CELERY_BROKER_URL"
 CELERY_BACKEND_URL = "MNIST_CELERY_BACKEND_URL"
 
-# How long, on the cluster, a step's Celery worker (or every worker of its queue) may stay silent before the
-# run gives the step up (defs/lost_workers.py). Longer where a worker may take minutes to appear (autoscaled
-# GPU nodes).
+# How long, on the cluster, the Celery worker running a step may stay silent before the run gives the step up
+# (defs/lost_workers.py): longer where a live worker may miss pings for a while (a saturated host or network).
 WORKER_SILENCE_SECONDS = "MNIST_WORKER_SILENCE_SECONDS"
 DEFAULT_WORKER_SILENCE_SECONDS = 90.0
 
@@ -63,14 +62,15 @@ def parse_min_test_accuracy(found: str | float, source: str) -> float:
 
 
 def parse_worker_silence_seconds(found: str, source: str = WORKER_SILENCE_SECONDS) -> float:
-    """Seconds from `found`, a finite number of at least 10 (a worker answers a broadcast within 2 s; it is asked every 15 s)."""
+    """Seconds from `found`, a finite number of at least 30: the workers are asked every 15 s, so a live worker is
+    never given up for one unanswered broadcast."""
     try:
         value = float(found)
     except (TypeError, ValueError):
         value = math.nan
-    if not (math.isfinite(value) and value >= 10):
+    if not (math.isfinite(value) and value >= 30):
         raise ConfigurationError(
-            f"{source}: expected seconds, a number of at least 10, that a step's Celery worker may stay silent before "
+            f"{source}: expected seconds, a number of at least 30, that a step's Celery worker may stay silent before "
             f"the run gives the step up (default {DEFAULT_WORKER_SILENCE_SECONDS:.0f}), found {found!r}"
         )
     return value
