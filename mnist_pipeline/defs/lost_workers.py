@@ -21,8 +21,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-from kombu.exceptions import OperationalError
-
 # A short step never pays for a broadcast.
 WATCH_AFTER_SECONDS = 30.0
 CENSUS_EVERY_SECONDS = 15.0
@@ -48,6 +46,8 @@ class WorkerCensus:
 
     def answering(self) -> frozenset[str]:
         """The names (e.g. `training@host`) of the workers that answered the last census."""
+        from kombu.exceptions import OperationalError  # Celery's messaging library: the cluster extra's
+
         now = self._clock()
         if self._taken_at is None or now - self._taken_at >= CENSUS_EVERY_SECONDS:
             self._taken_at = now
