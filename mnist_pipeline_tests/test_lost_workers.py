@@ -140,3 +140,22 @@ def test_a_broker_that_is_down_is_named_in_the_reason():
     assert advance_while_watching(step, clock, WATCH_AFTER_SECONDS + SILENT_FOR_SECONDS + CENSUS_EVERY_SECONDS)
     with pytest.raises(StepWorkerLost, match=r"\(the broker: OperationalError: Error 111 connecting to 127.0.0.1:47401"):
         step.get()
+
+
+def test_a_waiting_step_s_state_is_read_at_the_census_pace_not_every_second():
+    class CountedStateResult(TaskResult):
+        reads = 0
+
+        @property
+        def state(self):
+            CountedStateResult.reads += 1
+            return "PENDING"
+
+        @state.setter
+        def state(self, value):
+            pass
+
+    clock, workers = Clock(), Workers({"training@host": ["training"]})
+    step = watched(CountedStateResult(), workers, clock)
+    assert not advance_while_watching(step, clock, WATCH_AFTER_SECONDS + 10 * CENSUS_EVERY_SECONDS)
+    assert CountedStateResult.reads == pytest.approx(11, abs=1)  # not one per second (about 180)

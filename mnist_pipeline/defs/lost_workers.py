@@ -73,12 +73,17 @@ class WatchedStepResult:
         self._submitted_at = clock()
         self._worker: Optional[str] = None  # the worker that started the step, once it has
         self._last_answer = self._submitted_at
+        self._checked_at: Optional[float] = None
         self._lost: Optional[str] = None
 
     def ready(self) -> bool:
         if self._result.ready():
             return True
-        if self._lost is None and self._clock() - self._submitted_at >= WATCH_AFTER_SECONDS:
+        now = self._clock()
+        # Checked at the census's pace: between censuses the answer could not change, and the loop asks every second.
+        due = self._checked_at is None or now - self._checked_at >= CENSUS_EVERY_SECONDS
+        if self._lost is None and due and now - self._submitted_at >= WATCH_AFTER_SECONDS:
+            self._checked_at = now
             self._lost = self._check()
         return self._lost is not None
 
