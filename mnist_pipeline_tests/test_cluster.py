@@ -13,6 +13,7 @@ Deselect with -m "not cluster".
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import subprocess
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -219,6 +221,7 @@ def test_redis_answers_and_a_worker_consumes_each_queue(cluster):
 
 
 STEP_EVENTS_READ_FROM_POSTGRESQL = """
+import contextlib
 import json
 import sys
 import dagster as dg
@@ -310,13 +313,30 @@ def test_down_leaves_no_listener_and_no_process_and_can_run_twice(cluster):
     assert "stopped" not in again.stdout
 
 
+@contextlib.contextmanager
+def listener_in_a_free_block(offset: int) -> Iterator[int]:
+    """A port base above the tests' cluster whose block no program listens on, with port base+offset then
+    listened on by this test (another program). Not one fixed block: these ports lie in Linux's range for
+    the local ends of outgoing connections, so any of them may be briefly taken (it failed a CI run so)."""
+    for base in range(PORT_BASE + 100, PORT_BASE + 300, len(PORTS)):
+        if any(listening(port) for port in range(base, base + len(PORTS))):
+            continue
+        with socket.socket() as other_program:
+            other_program.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                other_program.bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+            other_program.listen()
+            yield base
+            return
+    pytest.fail(f"no free block of {len(PORTS)} ports between {PORT_BASE + 100} and {PORT_BASE + 300}")
+
+
 def test_up_names_the_ports_in_use_by_another_program(tmp_path):
     """A port of the block already taken by something else: `up` starts nothing and says how to move."""
     home = tmp_path / "cluster"
-    base = PORT_BASE + 100
-    with socket.socket() as other_program:
-        other_program.bind(("127.0.0.1", base + 2))
-        other_program.listen()
+    with listener_in_a_free_block(offset=2) as base:
         result = run_cluster("up", home, check=False, port_base=base)
     assert result.returncode == 1
     assert (

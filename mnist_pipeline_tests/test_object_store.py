@@ -7,6 +7,7 @@ Deselect with -m "not cluster".
 
 from __future__ import annotations
 
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +31,7 @@ from mnist_pipeline.defs.resources import io_managers, resources_for_env
 from mnist_pipeline.definitions import all_assets, all_checks
 from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.registry.store import MODEL_FILE, DamagedFileError, ModelRegistry
-from mnist_pipeline.storage.location import storage_location
+from mnist_pipeline.storage.location import read_bytes, storage_location
 from mnist_pipeline_tests.cluster_support import cluster_env
 from mnist_pipeline_tests.synthetic import make_dataset, write_idx_dir
 from mnist_pipeline_tests.io_support import fetch, store, tiny_digit_model
@@ -201,6 +202,30 @@ def test_a_pipeline_run_with_the_storage_url_writes_every_artifact_to_the_bucket
     assert not [key for key in stored if key.startswith("training_checkpoints/") and key.endswith((".keras", "state.json"))]
     assert not [key for key in stored if key.endswith(".lock")]
     assert not (isolated_home / "storage").exists()
+
+
+def test_a_reader_of_an_object_another_writer_keeps_replacing_reads_one_whole_version(store_url):
+    """`read_bytes` is one GET: s3fs's file object (HEAD, then a GET on condition the ETag is unchanged)
+    failed with FileExpired when a manifest was replaced between the two (a CI run of the test below)."""
+    path = storage_location(f"{store_url}/manifest.json", "test")
+    versions = [b'{"runs": ["a"]}', b'{"runs": ["a", "b", "c"]}']
+    path.write_bytes(versions[0])
+    done = threading.Event()
+
+    def keep_replacing() -> None:
+        turn = 0
+        while not done.is_set():
+            turn += 1
+            path.write_bytes(versions[turn % 2])
+
+    writer = threading.Thread(target=keep_replacing)
+    writer.start()
+    try:
+        reads = [read_bytes(path) for _ in range(60)]
+    finally:
+        done.set()
+        writer.join()
+    assert set(reads) <= set(versions), set(reads) - set(versions)
 
 
 def test_concurrent_registrations_of_one_version_lose_no_run_and_agree_on_the_model_file(store_url):

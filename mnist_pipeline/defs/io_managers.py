@@ -53,7 +53,7 @@ from mnist_pipeline.storage.integrity import (
     verify_stored,
     write_record,
 )
-from mnist_pipeline.storage.location import StoragePath, path_from_string
+from mnist_pipeline.storage.location import StoragePath, path_from_string, read_bytes, read_text
 
 
 class ArtifactMissingError(FileNotFoundError):
@@ -261,7 +261,7 @@ class JsonIOManager(FileIOManager):
         path.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
     def load(self, path: StoragePath) -> dict:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path))
 
 
 class ParquetIOManager(FileIOManager):
@@ -296,7 +296,7 @@ class PngDirectoryIOManager(FileIOManager):
         return {f"{name}_path": dg.MetadataValue.path(str(self.stored_at(path) / f"{name}.png")) for name in obj}
 
     def load(self, path: StoragePath) -> dict[str, bytes]:
-        return {png.stem: png.read_bytes() for png in sorted(self.stored_at(path).glob("*.png"), key=lambda png: png.name)}
+        return {png.stem: read_bytes(png) for png in sorted(self.stored_at(path).glob("*.png"), key=lambda png: png.name)}
 
 
 class RegistryModelIOManager(JsonIOManager):
@@ -339,7 +339,7 @@ class RegistryModelIOManager(JsonIOManager):
 
     def load_record(self, path: StoragePath) -> dict:
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_text(path))
         except (ValueError, UnicodeDecodeError) as error:
             raise DamagedArtifactError(f"{path}: expected the trained model's record as JSON, found invalid JSON ({error})") from error
         return record if isinstance(record, dict) else {}

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from mnist_pipeline.registry.evaluations import EvaluationRecords
 from mnist_pipeline.registry.store import ModelRegistry, RegistryError
+from mnist_pipeline.storage.location import read_text
 
 PRODUCTION_ASSET = "production_model"
 
@@ -65,7 +66,7 @@ def read_pointer(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        served = json.loads(path.read_text())
+        served = json.loads(read_text(path))
     except (ValueError, UnicodeDecodeError) as error:
         raise ProductionPointerError(f"{path}: expected the production model pointer as JSON, found invalid JSON ({error})") from error
     if not isinstance(served, dict) or not isinstance(served.get("version"), str):

@@ -44,7 +44,7 @@ from mnist_pipeline.storage.locks import LOCK_FILE, lock_unless_held
 from mnist_pipeline.registry.store import MANIFEST_FILE, ModelRegistry
 from mnist_pipeline.storage.checkpoints import CHECKPOINT_STATE_FILE
 from mnist_pipeline.storage.integrity import RECORD_SUFFIX
-from mnist_pipeline.storage.location import is_remote
+from mnist_pipeline.storage.location import is_remote, read_text
 
 # A tutorial-preset version is about 2.8 MB (model and optimizer state), so keeping five costs little; the
 # rollback target is kept anyway, and five covers a month of the weekly schedule or a few experiments to compare.
@@ -151,7 +151,7 @@ def _protected_versions(locations: StorageLocations) -> dict[str, str]:
         if path is None:
             continue
         try:
-            stored = json.loads(path.read_text())
+            stored = json.loads(read_text(path))
             if isinstance(stored, dict) and isinstance(stored.get(field_name), str):
                 protected[stored[field_name]] = f"{what} ({path.name})"
         except (OSError, ValueError):
@@ -175,7 +175,7 @@ def _candidate_versions(directory: Path | None) -> list[tuple[str, str]]:
         if record.name.endswith(RECORD_SUFFIX):
             continue
         try:
-            version = json.loads(record.read_text()).get("model_version")
+            version = json.loads(read_text(record)).get("model_version")
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(version, str):
@@ -194,7 +194,7 @@ def _model_versions(locations: StorageLocations, keep: int, plan: PrunePlan, dry
             _remove(directory, f"model version {directory.name}", "incomplete registration (no manifest)", plan, dry_run)
             continue
         try:
-            manifest = json.loads((directory / MANIFEST_FILE).read_text())
+            manifest = json.loads(read_text((directory / MANIFEST_FILE)))
             recency[directory.name] = float(manifest.get("last_registered_at", manifest["registered_at"]))
         except (ValueError, KeyError, TypeError, AttributeError):  # malformed: as recent as its last write
             recency[directory.name] = (directory / MANIFEST_FILE).stat().st_mtime

@@ -58,7 +58,7 @@ from mnist_pipeline.storage.atomic import (
     write_json_if_unchanged,
 )
 from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, verify_file, verify_zip_archive
-from mnist_pipeline.storage.location import StoragePath
+from mnist_pipeline.storage.location import StoragePath, read_text
 from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
 
 MODEL_FILE = "model.keras"
@@ -109,7 +109,7 @@ def _first_line(error: BaseException) -> str:
 def read_evaluation_file(path: StoragePath, what: str) -> dict[str, Any]:
     """An evaluation record's JSON, refused unless it is an object with a finite numeric 'test_accuracy' (the gate's input)."""
     try:
-        evaluation = json.loads(path.read_text())
+        evaluation = json.loads(read_text(path))
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedRecordError(f"{path}: expected {what} as JSON, found invalid JSON ({error})") from error
     accuracy = evaluation.get("test_accuracy") if isinstance(evaluation, dict) else None
@@ -248,7 +248,7 @@ class ModelRegistry:
         path = self._require(version) / MANIFEST_FILE
         expected = f"expected the manifest of model version {version} as a JSON object"
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_text(path))
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedRecordError(f"{path}: {expected}, found invalid JSON ({error})") from error
         if not isinstance(record, dict):
@@ -302,7 +302,7 @@ class ModelRegistry:
             return None
         self._verify_file(path, expected_sha256, f"the training history of model version {version}")
         try:
-            history = json.loads(path.read_text())
+            history = json.loads(read_text(path))
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedRecordError(f"{path}: expected the training history of model version {version} as JSON, found invalid JSON ({error})") from error
         if not isinstance(history, dict) or not all(isinstance(values, list) for values in history.values()):

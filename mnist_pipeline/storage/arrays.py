@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline.storage.location import StoragePath, is_remote
+from mnist_pipeline.storage.location import StoragePath, is_remote, read_bytes
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP member's local file header (30 bytes)
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
@@ -84,7 +84,7 @@ def _map_member(path: Path, handle, member: zipfile.ZipInfo) -> np.ndarray:
 
 
 def _load_npz_in_memory(path: StoragePath) -> dict[str, np.ndarray]:
-    content = path.read_bytes()
+    content = read_bytes(path)
     try:
         with np.load(io.BytesIO(content), allow_pickle=False) as stored:
             return {name: stored[name] for name in stored.files}

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mnist_pipeline.storage.location import StoragePath, is_remote
+from mnist_pipeline.storage.location import StoragePath, is_remote, read_text
 
 # Beside a directory published in an object store: the object naming its current version (in place of the symlink).
 PUBLISHED_POINTER_SUFFIX = ".published.json"
@@ -156,7 +156,7 @@ def published_directory(target: StoragePath) -> StoragePath:
     if not is_remote(target):
         return target
     try:
-        version = json.loads(published_pointer(target).read_text())["version"]
+        version = json.loads(read_text(published_pointer(target)))["version"]
     except FileNotFoundError:
         return target
     except (ValueError, KeyError, TypeError) as error:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_pipeline.storage.atomic import atomic_write_json, local_copy
-from mnist_pipeline.storage.location import StoragePath, is_remote
+from mnist_pipeline.storage.location import StoragePath, is_remote, read_text
 
 CHUNK_BYTES = 1 << 20
 
@@ -30,7 +30,8 @@ class IntegrityError(ValueError):
 
 def file_sha256(path: StoragePath) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    # Through a local copy (one GET) in an object store, for the reason `read_bytes` gives.
+    with local_copy(path) as local, local.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
@@ -183,7 +184,7 @@ def recorded_sha256(path: StoragePath) -> str | None:
     """The SHA-256 recorded for `path` when it was written, or None when no record exists."""
     record = record_path(path)
     try:
-        value = json.loads(record.read_text())["sha256"]
+        value = json.loads(read_text(record))["sha256"]
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as error:

@@ -83,6 +83,24 @@ def object_store_path(url: str, source: str) -> StoragePath:
     return UPath(url, use_listings_cache=False)
 
 
+def read_bytes(path: StoragePath) -> bytes:
+    """The whole content of the file or object at `path`, as it was at one moment.
+
+    In an object store, one GET: not `path.read_bytes()`, whose s3fs file object asks for the object's
+    ETag first and then reads it on condition that it is unchanged, so that a reader of an object another
+    writer replaces meanwhile (a manifest, a pointer) fails with FileExpired instead of reading either
+    version (found by test_object_store.py's concurrent registrations, in CI).
+    """
+    if not is_remote(path):
+        return path.read_bytes()
+    return path.fs.cat_file(path.path, max_concurrency=1)  # one request, even above s3fs's block size
+
+
+def read_text(path: StoragePath) -> str:
+    """`read_bytes`, decoded as UTF-8."""
+    return read_bytes(path).decode()
+
+
 def path_from_string(value: str) -> StoragePath:
     """A path as `str()` wrote it (in metadata, say): an s3:// URL or a local path, taken as it is."""
     return object_store_path(value, "a stored path") if is_url(value) else Path(value)

@@ -22,7 +22,7 @@ from pydantic import Field
 from mnist_pipeline.ml.model.candidates import Candidate, SweepSpecError
 from mnist_pipeline.paths import STORAGE_DIR_RULE, configured_location, default_storage_dir
 from mnist_pipeline.storage.atomic import atomic_write_json
-from mnist_pipeline.storage.location import StoragePath
+from mnist_pipeline.storage.location import StoragePath, read_text
 from mnist_pipeline.storage.integrity import IntegrityError, file_sha256, recorded_sha256, verify_file, write_record
 
 EXPERIMENTS_DIR_NAME = "experiments"
@@ -56,7 +56,7 @@ class ExperimentStore(dg.ConfigurableResource):
         """The candidate of partition `key`, from the record the sweep wrote when it added the key."""
         path = self.config_path(key)
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_text(path))
         except FileNotFoundError:
             plain = Candidate.from_plain_key(key)  # e.g. `best-s3` added in the UI: the key is the whole config
             if plain is not None:
@@ -109,7 +109,7 @@ class CandidateRecordIOManager(dg.ConfigurableIOManager):
                 f"materialize partition {key!r} of '{asset_key.to_user_string()}' again"
             )
         verify_file(path, expected, what=what)
-        return json.loads(path.read_text())
+        return json.loads(read_text(path))
 
     def exists(self, asset_key: dg.AssetKey, key: str) -> bool:
         return self.experiment_store.record_path(asset_key, key).is_file()

@@ -32,7 +32,7 @@ from mnist_pipeline.ml.model.network import EpochLogger, progress_callbacks
 from mnist_pipeline.ml.model.schedule import apply_schedule
 from mnist_pipeline.ml.model.split import recipe_validation_split
 from mnist_pipeline.storage.atomic import atomic_write, atomic_write_json, local_copy
-from mnist_pipeline.storage.location import StoragePath
+from mnist_pipeline.storage.location import StoragePath, read_text
 from mnist_pipeline.storage.locks import LOCK_FILE, exclusive_lock
 from mnist_pipeline.storage.checkpoints import CHECKPOINT_STATE_FILE as STATE_FILE
 
@@ -58,7 +58,7 @@ def load_checkpoint(directory: StoragePath) -> tuple[keras.Model, int, dict[str,
     state_path = directory / STATE_FILE
     if not state_path.exists():
         return None
-    state = json.loads(state_path.read_text())
+    state = json.loads(read_text(state_path))
     if not (directory / state["model_file"]).exists():
         # Only in an object store, where nothing locks a checkpoint: a run of the same training, at the same
         # time, moved on and removed the file. Its weights are the same ones; training starts over.
