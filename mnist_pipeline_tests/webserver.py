@@ -141,7 +141,7 @@ class Webserver:
             time.sleep(1.0)
         raise TimeoutError(f"run {run_id} still {status} after {timeout} s:\n{self.log_tail()}")
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = 10) -> None:
         """Ends the server's whole process group: SIGTERM, then SIGKILL if it has not exited in `timeout` s."""
         if self.process is None:
             return
