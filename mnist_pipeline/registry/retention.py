@@ -194,7 +194,7 @@ def _model_versions(locations: StorageLocations, keep: int, plan: PrunePlan, dry
             _remove(directory, f"model version {directory.name}", "incomplete registration (no manifest)", plan, dry_run)
             continue
         try:
-            manifest = json.loads(read_text((directory / MANIFEST_FILE)))
+            manifest = json.loads(read_text(directory / MANIFEST_FILE))
             recency[directory.name] = float(manifest.get("last_registered_at", manifest["registered_at"]))
         except (ValueError, KeyError, TypeError, AttributeError):  # malformed: as recent as its last write
             recency[directory.name] = (directory / MANIFEST_FILE).stat().st_mtime
