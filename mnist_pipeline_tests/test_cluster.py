@@ -29,6 +29,7 @@ import yaml
 
 pytestmark = pytest.mark.cluster
 
+from mnist_pipeline.defs.executor import TRAINING_POOL
 from mnist_pipeline_tests.cluster_support import PORT_BASE, REPO, SCRIPT, pipeline_settings, run_cluster
 from mnist_pipeline_tests.cluster_support import cluster_env as exported_env
 
@@ -134,6 +135,8 @@ def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s
         print("probe:", type(instance.schedule_storage).__name__)
         print("probe:", type(instance.run_coordinator).__name__)
         print("probe:", type(instance.compute_log_manager).__name__)
+        pools = instance.get_concurrency_config().pool_config
+        print("probe:", f"{pools.pool_granularity.value}/{pools.default_pool_limit}")
         print("probe:", result.run_id)
         import s3fs
         fs = s3fs.S3FileSystem(skip_instance_cache=True)
@@ -143,13 +146,14 @@ def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s
         cluster_env,
     )
     probes = [line.split()[1] for line in output.splitlines() if line.startswith("probe: ")]
-    run_storage, event_log_storage, schedule_storage, coordinator, compute_logs, run_id, step_output_in_s3 = probes
+    run_storage, event_log_storage, schedule_storage, coordinator, compute_logs, pools, run_id, step_output_in_s3 = probes
     assert (run_storage, event_log_storage, schedule_storage) == (
         "PostgresRunStorage",
         "PostgresEventLogStorage",
         "PostgresScheduleStorage",
     )
     assert coordinator == "QueuedRunCoordinator"
+    assert pools == "run/1"  # one run in each concurrency pool at a time: one run that trains
     assert compute_logs == "S3ComputeLogManager"
     assert step_output_in_s3 == "True"  # the step's stdout was uploaded to SeaweedFS
 
@@ -239,7 +243,8 @@ for entry in dg.DagsterInstance.get().all_logs(run.run_id):
     elif event.step_key and event.is_engine_event and "Celery worker" in event.engine_event_data.metadata:
         # dagster-celery's task reports the worker (its node name, <queue>@<host>) that took the step.
         steps.setdefault(event.step_key, {})["worker"] = event.engine_event_data.metadata["Celery worker"].value
-print(json.dumps({"status": run.status.value, "tags": dict(run.tags), "run_pids": sorted(run_pids), "steps": steps}))
+pools = sorted(run.run_op_concurrency.all_pools or []) if run.run_op_concurrency else []
+print(json.dumps({"status": run.status.value, "pools": pools, "run_pids": sorted(run_pids), "steps": steps}))
 """
 
 
@@ -272,7 +277,7 @@ def test_mnist_pipeline_run_executes_every_step_on_a_worker_and_trains_on_the_tr
     # Every artifact the run reports is in the object store, none on the disk of a process that ran a step.
     paths = json.loads((home / "run.json").read_text())["paths"]
     assert paths and all(str(path).startswith(cluster_env["MNIST_STORAGE_URL"] + "/") for path in paths.values()), paths
-    assert events["tags"]["mnist_pipeline/training"] == "true"  # what the cluster's run queue limits
+    assert events["pools"] == [TRAINING_POOL]  # what the cluster's run queue limits, recorded in PostgreSQL
     assert events["run_pids"] == [run.pid]  # the run was orchestrated by the command's own process
     steps = events["steps"]
     assert {"hyperparameters", "raw_mnist", "scaled_mnist", "compiled_model", "trained_model", "evaluation_metrics",

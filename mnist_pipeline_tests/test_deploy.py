@@ -24,7 +24,6 @@ from packaging.requirements import Requirement
 
 from mnist_pipeline import settings
 from mnist_pipeline.defs.executor import DEFAULT_QUEUE, TRAINING_QUEUE
-from mnist_pipeline.defs.jobs import TRAINING_RUN_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -147,11 +146,12 @@ def test_the_workers_open_the_charts_instance(values, workers):
         assert password["valueFrom"]["secretKeyRef"]["name"] == values["global"]["postgresqlSecretName"], queue
 
 
-def test_the_run_queue_limits_training_runs_by_the_jobs_tag(values):
+def test_the_run_queue_lets_one_run_that_trains_through_at_a_time_by_its_pool(values):
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
-    limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert {"key": TRAINING_RUN_TAG, "limit": 1} in limits
+    # The chart's top-level `concurrency` renders `pools` into the instance's dagster.yaml, as scripts/cluster's.
+    assert values["concurrency"] == {"enabled": True, "pools": {"defaultLimit": 1, "granularity": "run"}}
+    assert "tagConcurrencyLimits" not in coordinator["config"]["queuedRunCoordinator"]
 
 
 def test_the_code_location_is_pyprojects(user_deployment, dockerfile):

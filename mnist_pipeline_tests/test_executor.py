@@ -20,11 +20,12 @@ from mnist_pipeline.definitions import defs
 from mnist_pipeline.defs.executor import (
     CELERY_QUEUE_TAG,
     DEFAULT_QUEUE,
+    TRAINING_POOL,
     TRAINING_QUEUE,
     StepExecutorError,
     pipeline_executor,
+    register_training_pool,
 )
-from mnist_pipeline.defs.jobs import JOBS, TRAINING_RUN_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 BROKER = "redis://:secret@127.0.0.1:6379/0"
@@ -139,12 +140,49 @@ def test_training_goes_to_the_training_queue_and_every_other_step_to_the_default
     assert set(queues.values()) == {DEFAULT_QUEUE}
 
 
-def test_the_jobs_that_train_carry_the_tag_the_clusters_run_queue_limits():
-    for job in JOBS:
-        trains = "trained_model" in {node.name for node in defs().resolve_job_def(job.name).graph.node_defs}
-        assert (TRAINING_RUN_TAG in defs().resolve_job_def(job.name).tags) == trains, job.name
-    # scripts/cluster writes the limit on that tag into the cluster's dagster.yaml.
-    assert f"      - key: {TRAINING_RUN_TAG}\n        limit: 1\n" in (REPO / "scripts" / "cluster").read_text()
+def test_the_steps_that_train_and_only_they_are_in_the_training_pool():
+    pools = {
+        node.name: node.pool for job in ("mnist_full_pipeline", "mnist_sweep_candidates") for node in defs().resolve_job_def(job).graph.node_defs
+    }
+    assert {name for name, pool in pools.items() if pool is not None} == {"trained_model", "candidate_model"}
+    assert pools["trained_model"] == pools["candidate_model"] == TRAINING_POOL
+
+
+POOL_LIMIT = "  pools:\n    granularity: run\n    default_limit: 1\n"
+
+
+def test_every_instance_the_scripts_write_gives_each_pool_one_run_at_a_time(tmp_path):
+    """Counted per run, so the run queue holds a second run that trains, however it was launched."""
+    with scripts_instance(tmp_path) as instance:
+        pools = instance.get_concurrency_config().pool_config
+        assert (pools.pool_granularity.value, pools.default_pool_limit) == ("run", 1)
+    # scripts/cluster writes the same limit into the cluster's dagster.yaml (test_cluster.py runs it).
+    assert f"concurrency:\n  runs:\n    max_concurrent_runs: 4\n{POOL_LIMIT}" in (REPO / "scripts" / "cluster").read_text()
+
+
+def scripts_instance(tmp_path, settings: str | None = None):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "scripts" / "dagster.yaml").read_text() if settings is None else settings)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_the_training_pool_gets_the_default_limit_before_any_run_and_a_limit_of_its_own_is_kept(tmp_path):
+    with scripts_instance(tmp_path) as instance:
+        storage = instance.event_log_storage
+        assert storage.get_pool_limits() == []
+        register_training_pool(instance)
+        register_training_pool(instance)
+        assert [(pool.name, pool.limit) for pool in storage.get_pool_limits()] == [(TRAINING_POOL, 1)]
+        storage.set_concurrency_slots(TRAINING_POOL, 3)  # as `dagster instance concurrency set training 3`
+        register_training_pool(instance)
+        assert [(pool.name, pool.limit) for pool in storage.get_pool_limits()] == [(TRAINING_POOL, 3)]
+
+
+def test_an_instance_without_a_default_pool_limit_gets_no_limit_on_training(tmp_path):
+    with scripts_instance(tmp_path, settings="telemetry:\n  enabled: false\n") as instance:
+        register_training_pool(instance)
+        assert instance.event_log_storage.get_pool_limits() == []
 
 
 def test_importing_the_definitions_imports_neither_dagster_celery_nor_celery():

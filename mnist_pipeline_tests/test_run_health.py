@@ -254,3 +254,37 @@ def test_env_sh_keeps_a_users_own_run_monitoring(tmp_path, open_instance):
     assert "run_monitoring:\n  enabled: false\n" in (home / "dagster.yaml").read_text()
     with open_instance(home) as instance:
         assert not instance.run_monitoring_enabled
+
+
+# What scripts/dagster.yaml wrote before the training pool (2026-11-26 to 2026-11-27): a limit on a run tag
+# that no run carries any more.
+EARLIER_TRAINING_LIMIT = """concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: mnist_pipeline/training
+        value: "true"
+        limit: 1
+"""
+
+
+def test_env_sh_turns_the_earlier_limit_on_training_runs_into_the_pool_limit(tmp_path, open_instance):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n" + EARLIER_TRAINING_LIMIT)
+    source_env_sh(home)
+    source_env_sh(home)  # a second time changes nothing more
+    settings = (home / "dagster.yaml").read_text()
+    assert "mnist_pipeline/training" not in settings and settings.count("concurrency:") == 1
+    assert settings.startswith("telemetry:\n  enabled: true\n"), "the user's other settings are left as they were"
+    with open_instance(home) as instance:
+        pools = instance.get_concurrency_config().pool_config
+        assert (pools.pool_granularity.value, pools.default_pool_limit) == ("run", 1)
+
+
+def test_env_sh_leaves_a_limit_on_training_runs_the_user_changed(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    own = EARLIER_TRAINING_LIMIT.replace("limit: 1", "limit: 2")
+    (home / "dagster.yaml").write_text(own)
+    source_env_sh(home)
+    assert (home / "dagster.yaml").read_text().startswith(own)

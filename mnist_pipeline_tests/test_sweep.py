@@ -202,18 +202,17 @@ def test_what_changed_leaves_the_sweep_to_the_sweep(open_instance, tmp_path):
     assert changed.isdisjoint({"candidate_model", "candidate_evaluation", "leaderboard"})
 
 
-def test_candidates_train_on_the_training_queue_and_count_as_training_runs():
-    """On the cluster, like trained_model: the Celery queue `training`, and the run queue's limit on training runs."""
+def test_candidates_train_on_the_training_queue_and_in_the_training_pool():
+    """On the cluster, like trained_model: the Celery queue `training`; everywhere, the run queue's one training run at a time."""
     from mnist_pipeline.definitions import defs
-    from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
-    from mnist_pipeline.defs.jobs import TRAINING_RUN_TAG
+    from mnist_pipeline.defs.executor import TRAINING_POOL, TRAINING_STEP_TAGS
 
     job = defs().resolve_job_def("mnist_sweep_candidates")
-    tags = {node.name: dict(node.tags) for node in job.graph.node_defs}
-    assert TRAINING_STEP_TAGS.items() <= tags["candidate_model"].items()
-    assert not TRAINING_STEP_TAGS.items() <= tags["candidate_evaluation"].items()
-    assert TRAINING_RUN_TAG in job.tags
-    assert defs().resolve_job_def("mnist_sweep_candidates").partitions_def.name == "candidates"
+    nodes = {node.name: node for node in job.graph.node_defs}
+    assert TRAINING_STEP_TAGS.items() <= dict(nodes["candidate_model"].tags).items()
+    assert not TRAINING_STEP_TAGS.items() <= dict(nodes["candidate_evaluation"].tags).items()
+    assert (nodes["candidate_model"].pool, nodes["candidate_evaluation"].pool) == (TRAINING_POOL, None)
+    assert job.partitions_def.name == "candidates"
 
 
 @pytest.mark.parametrize("via_variable", [True, False])

@@ -20,6 +20,12 @@ else
   if [ -n "$missing" ]; then
     printf '\n# Added from %s (settings this file did not have):%s\n' "$repo/scripts/dagster.yaml" "$missing" >> "$DAGSTER_HOME/dagster.yaml"
   fi
+  # The one setting an earlier scripts/dagster.yaml wrote that no longer works: a limit on runs tagged
+  # mnist_pipeline/training, a tag no run carries any more. Exactly that block (never one a user edited)
+  # becomes the concurrency pool limit that replaced it.
+  if grep -qx '      - key: mnist_pipeline/training' "$DAGSTER_HOME/dagster.yaml"; then
+    perl -0pi -e 's/^concurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: mnist_pipeline\/training\n        value: "true"\n        limit: 1\n/# One run that trains at a time: the concurrency pool `training` (replaced a limit on a run tag).\nconcurrency:\n  pools:\n    granularity: run\n    default_limit: 1\n/m' "$DAGSTER_HOME/dagster.yaml"
+  fi
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 # The scripts run the repository's .venv, as if it were activated: dg (which always loads the code

@@ -31,6 +31,26 @@ DEFAULT_QUEUE = "dagster"
 TRAINING_QUEUE = "training"
 # trained_model's op tags: training has a queue of its own, so a GPU machine can serve only that one.
 TRAINING_STEP_TAGS = {CELERY_QUEUE_TAG: TRAINING_QUEUE}
+# The concurrency pool of the steps that train (trained_model, candidate_model). The instance settings
+# (scripts/dagster.yaml, scripts/cluster, deploy/helm/values.yaml) give each pool one slot, counted per
+# run: the run queue starts one run that trains at a time, whoever launched it (a job, a schedule, a
+# backfill from an asset's page). Commands run outside the queue (`sweep --parallel N` is their limit).
+TRAINING_POOL = "training"
+
+
+def register_training_pool(instance: dg.DagsterInstance) -> None:
+    """Store the training pool's limit (the instance's default one) now, unless the pool has a limit already.
+
+    Dagster's run queue stores a new pool's default limit itself, the first time it sees a run of that
+    pool, but in that same pass it lets every queued run of the pool through, unlimited (it reads
+    which pools have limits before it stores the new one): the first backfill of a sweep's candidates
+    would start them all at once. A pool with a limit of its own, or an instance without a default
+    limit, is left as it is.
+    """
+    storage = instance.event_log_storage
+    if instance.global_op_concurrency_default_limit is None or TRAINING_POOL in storage.get_concurrency_keys():
+        return
+    storage.initialize_concurrency_limit_to_default(TRAINING_POOL)
 
 CLUSTER_EXTRA_MISSING = (
     f"{settings.PIPELINE_ENV}={settings.CLUSTER_ENV} runs the steps with dagster-celery's executor, and "

@@ -12,22 +12,17 @@ graph, or `mnist-pipeline update` (defs/automation/what_changed.py).
 The Launchpad opens each with the hyperparameter defaults (model/config.py).
 Their steps run where MNIST_PIPELINE_ENV says (defs/executor.py, set for every
 job in definitions.py): in the run's process, or on the cluster's Celery workers.
-The jobs that train carry TRAINING_RUN_TAG, which the cluster's run queue limits
-to one run at a time (scripts/cluster writes the limit into its dagster.yaml).
+The run queue lets one run that trains through at a time, by trained_model's
+concurrency pool (TRAINING_POOL, defs/executor.py), not by anything a job sets.
 """
 
 import dagster as dg
-
-# A run tag key, not a value: the cluster's QueuedRunCoordinator counts every run that has it.
-TRAINING_RUN_TAG = "mnist_pipeline/training"
-TRAINS = {TRAINING_RUN_TAG: "true"}
 
 full_pipeline_job = dg.define_asset_job(
     name="mnist_full_pipeline",
     # Sources included: every full run observes the MNIST files first, so lineage records what it read.
     # Not the experiments (sweep candidates, one partition per run, and their leaderboard): `mnist-pipeline sweep`.
     selection=(dg.AssetSelection.all() - dg.AssetSelection.groups("experiments")) | dg.AssetSelection.assets("mnist_files"),
-    tags=TRAINS,
     description="Observe the MNIST files, then materialize every asset: load, train, evaluate, predict, plot.",
 )
 
@@ -40,7 +35,6 @@ observe_sources_job = dg.define_asset_job(
 train_evaluate_report_job = dg.define_asset_job(
     name="mnist_train_evaluate_report",
     selection=dg.AssetSelection.assets("hyperparameters").downstream(),
-    tags=TRAINS,
     description=(
         "Set the hyperparameters, rebuild and retrain the model on the stored data, then evaluate, "
         "predict and plot again. The data assets are not recomputed."

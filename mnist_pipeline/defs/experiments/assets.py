@@ -10,7 +10,7 @@ registered in the same model registry, its lineage naming the candidate.
 
 import dagster as dg
 
-from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
+from mnist_pipeline.defs.executor import TRAINING_POOL, TRAINING_STEP_TAGS
 from mnist_pipeline.defs.evaluation.resources import EvaluationRecordsResource
 from mnist_pipeline.defs.experiments.resources import ExperimentStore
 from mnist_pipeline.defs.io_managers import verified_data_version
@@ -48,8 +48,9 @@ def training_key(code: str | None, params: dict, data_version: str | None) -> st
     partitions_def=CANDIDATES,
     io_manager_key="candidate_record_io_manager",
     kinds={"keras", "tensorflow"},
-    # On the cluster, to the Celery queue `training` (defs/executor.py), like trained_model.
+    # Like trained_model: on the cluster, to the Celery queue `training`; in the training pool everywhere.
     op_tags=TRAINING_STEP_TAGS,
+    pool=TRAINING_POOL,
 )
 def candidate_model(
     context: dg.AssetExecutionContext,

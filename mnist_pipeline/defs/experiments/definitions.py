@@ -4,14 +4,12 @@ import dagster as dg
 
 from mnist_pipeline.defs.domain import domain_definitions
 from mnist_pipeline.defs.experiments import assets, champion
-from mnist_pipeline.defs.jobs import TRAINS
 
 # One run per candidate (a partition of both assets): in the UI, a backfill of this job over the candidates.
 candidates_job = dg.define_asset_job(
     name="mnist_sweep_candidates",
     selection=dg.AssetSelection.assets(assets.candidate_model, assets.candidate_evaluation),
     partitions_def=assets.CANDIDATES,
-    tags=TRAINS,  # on the cluster, counted by the run queue's limit on training runs
     description="Train and evaluate one sweep candidate (a partition of 'candidates'); backfill it over a sweep's candidates.",
 )
 

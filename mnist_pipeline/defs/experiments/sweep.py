@@ -24,6 +24,7 @@ from mnist_pipeline.defs.experiments.assets import (
     training_key,
 )
 from mnist_pipeline.defs.domain import domain_asset
+from mnist_pipeline.defs.executor import register_training_pool
 from mnist_pipeline.defs.experiments import definitions as experiments
 from mnist_pipeline.defs.experiments.resources import ExperimentStore
 from mnist_pipeline.defs.io_managers import verified_data_version
@@ -35,8 +36,10 @@ PARTITION_TAG = "dagster/partition"  # the run tag by which Dagster names the pa
 def add_candidates(instance: dg.DagsterInstance, store: ExperimentStore, candidates: Sequence[Candidate]) -> list[str]:
     """Write each candidate's config record, then add the keys not yet partitions; returns the keys added.
 
-    Records first: a partition never exists without the config it is trained with.
+    Records first: a partition never exists without the config it is trained with. The training pool's
+    limit is stored first of all, before a backfill of the new partitions can queue their runs.
     """
+    register_training_pool(instance)
     for candidate in candidates:
         store.write_config(candidate)
     known = set(instance.get_dynamic_partitions(CANDIDATES.name))

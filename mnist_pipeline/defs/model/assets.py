@@ -9,7 +9,7 @@ from mnist_pipeline.ml.model.trained import TrainedModel
 from mnist_pipeline.ml.content_versions import dataset_version, json_version, model_version
 from mnist_pipeline.defs.io_managers import verified_data_version
 from mnist_pipeline.defs.model.resources import TrainingCheckpoints
-from mnist_pipeline.defs.executor import TRAINING_STEP_TAGS
+from mnist_pipeline.defs.executor import TRAINING_POOL, TRAINING_STEP_TAGS
 
 
 @dg.asset(io_manager_key="json_io_manager", kinds={"json"})
@@ -67,6 +67,7 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
     kinds={"keras", "tensorflow"},
     # On the cluster, to the Celery queue `training` (defs/executor.py); elsewhere the tag changes nothing.
     op_tags=TRAINING_STEP_TAGS,
+    pool=TRAINING_POOL,  # one training run at a time through the run queue (defs/executor.py)
 )
 def trained_model(
     context: dg.AssetExecutionContext,
