@@ -137,6 +137,7 @@ def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s
         print("probe:", type(instance.compute_log_manager).__name__)
         pools = instance.get_concurrency_config().pool_config
         print("probe:", f"{pools.pool_granularity.value}/{pools.default_pool_limit}")
+        print("probe:", [(pool.name, pool.limit) for pool in instance.event_log_storage.get_pool_limits()] == [("training", 1)])
         print("probe:", result.run_id)
         import s3fs
         fs = s3fs.S3FileSystem(skip_instance_cache=True)
@@ -146,7 +147,7 @@ def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s
         cluster_env,
     )
     probes = [line.split()[1] for line in output.splitlines() if line.startswith("probe: ")]
-    run_storage, event_log_storage, schedule_storage, coordinator, compute_logs, pools, run_id, step_output_in_s3 = probes
+    run_storage, event_log_storage, schedule_storage, coordinator, compute_logs, pools, pool_stored, run_id, step_output_in_s3 = probes
     assert (run_storage, event_log_storage, schedule_storage) == (
         "PostgresRunStorage",
         "PostgresEventLogStorage",
@@ -154,6 +155,7 @@ def test_the_dagster_instance_is_on_postgresql_with_the_queued_coordinator_and_s
     )
     assert coordinator == "QueuedRunCoordinator"
     assert pools == "run/1"  # one run in each concurrency pool at a time: one run that trains
+    assert pool_stored == "True"  # stored by `up`, before the daemon saw a run of the pool
     assert compute_logs == "S3ComputeLogManager"
     assert step_output_in_s3 == "True"  # the step's stdout was uploaded to SeaweedFS
 
