@@ -1,7 +1,10 @@
 """Code versions follow the source: an edit changes exactly the versions of the code it touches."""
 
+import ast
+import gc
 import sys
 import textwrap
+import traceback
 
 import pytest
 
@@ -120,6 +123,46 @@ def asset_modules_and_names() -> list[tuple[str, str]]:
         for key in graph.get_all_asset_keys()
         if graph.get(key).is_materializable
     ]
+
+
+class FormatsATracebackWhenCollected:
+    """Garbage only the collector frees (a cycle), whose finalizer formats a traceback, as SQLAlchemy's
+    connection finalizers log one: on Python 3.11 that parses the failing line with ast.parse."""
+
+    def __init__(self):
+        self.cycle = self
+
+    def __del__(self):
+        try:
+            values = {}
+            values["missing"] + 1
+        except KeyError:
+            traceback.format_exc()
+
+
+def parse_while_collecting(parse, source: str, rounds: int = 20) -> None:
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100, 1, 1)
+    try:
+        for _ in range(rounds):
+            gc.disable()
+            for _ in range(20):
+                FormatsATracebackWhenCollected()
+            gc.enable()
+            parse(source)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.enable()
+        gc.collect()
+
+
+def test_parsing_a_module_survives_a_collection_that_formats_a_traceback():
+    source = cv._source("mnist_pipeline.defs.code_version") * 3
+    if sys.version_info < (3, 11, 8):  # python/cpython#106905, what cv._parse guards against
+        with pytest.raises(SystemError, match="AST constructor recursion depth mismatch"):
+            parse_while_collecting(ast.parse, source)
+    parse_while_collecting(cv._parse, source)
+    assert gc.isenabled()
 
 
 def test_computing_every_asset_s_version_parses_each_module_once(monkeypatch):

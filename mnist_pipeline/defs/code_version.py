@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import gc
 import hashlib
 import importlib.util
 import re
@@ -45,11 +46,29 @@ def _source(module_name: str) -> str:
     return _module_file(module_name).read_text()
 
 
+def _parse(source: str) -> ast.Module:
+    """`ast.parse`, with the garbage collector paused while it runs.
+
+    Python 3.11 before 3.11.8 counts the AST constructor's depth in state shared by every parse
+    (python/cpython#106905). A collection during the parse can run a finalizer that formats a
+    traceback, which on 3.11 parses the failing line, and the outer parse then fails with
+    "SystemError: AST constructor recursion depth mismatch": loading the definitions would fail at
+    random. (It failed a CI run, while SQLAlchemy finalized a Dagster instance's connections.)
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source)
+    finally:
+        if paused:
+            gc.enable()
+
+
 @lru_cache(maxsize=None)
 def _parsed(module_name: str) -> tuple[str, ast.Module]:
     """A module's source and syntax tree, read and parsed once."""
     source = _source(module_name)
-    return source, ast.parse(source)
+    return source, _parse(source)
 
 
 def _is_project(module_name: str, project: str) -> bool:
