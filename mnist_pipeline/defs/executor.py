@@ -8,6 +8,9 @@
                   is their Celery app). The broker and the result backend are
                   MNIST_CELERY_BROKER_URL and MNIST_CELERY_BACKEND_URL (`scripts/cluster env`).
 
+The steps that train are also in the concurrency pool `training`
+(TRAINING_POOL), which the run queue lets through one run at a time.
+
 Every job runs on `pipeline_executor`. Dagster calls its creation function in
 the process that orchestrates the run (the command line's, or the run worker
 the daemon or the webserver launches) when the run starts, so the variables
@@ -51,6 +54,7 @@ def register_training_pool(instance: dg.DagsterInstance) -> None:
     if instance.global_op_concurrency_default_limit is None or TRAINING_POOL in storage.get_concurrency_keys():
         return
     storage.initialize_concurrency_limit_to_default(TRAINING_POOL)
+
 
 CLUSTER_EXTRA_MISSING = (
     f"{settings.PIPELINE_ENV}={settings.CLUSTER_ENV} runs the steps with dagster-celery's executor, and "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import blake3
 import numpy as np
@@ -26,7 +26,7 @@ from mnist_pipeline.ml.data.dataset import DigitDataset
 VERSION_LENGTH = 16
 
 
-def _digest(chunks: Iterable[bytes | memoryview], algorithm: Any = hashlib.sha256) -> str:
+def _digest(chunks: Iterable[bytes | memoryview], algorithm: Callable[[], Any] = hashlib.sha256) -> str:
     digest = algorithm()
     for chunk in chunks:
         digest.update(len(chunk).to_bytes(8, "big"))
