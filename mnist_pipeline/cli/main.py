@@ -59,11 +59,25 @@ def _display(args: argparse.Namespace, instance):
     from mnist_pipeline.cli.display import StepDisplay
 
     if args.verbose:
+        _keep_the_event_logs_last_lines()
         return nullcontext()
     display = StepDisplay()
     if _steps_run_elsewhere():
         display.follow_steps_in(instance)
     return display
+
+
+# How long Dagster lets its `tail` process copy the run's captured output before stopping it
+# (dagster/_core/execution/compute_logs.py reads it when a capture ends; 0 by default).
+COMPUTE_LOG_TAIL_WAIT = "DAGSTER_COMPUTE_LOG_TAIL_WAIT_AFTER_FINISH"
+
+
+def _keep_the_event_logs_last_lines() -> None:
+    """While a run executes here, Dagster points stderr at its captured log, and a `tail -F` copies
+    that to the real stderr; stopped at once, it drops what it had not copied yet (tail checks the
+    file about once a second), often the last step's STEP_SUCCESS. --verbose promises the whole
+    event log, so it gives tail that second. A value the user set is kept."""
+    os.environ.setdefault(COMPUTE_LOG_TAIL_WAIT, "1.5")
 
 
 def _steps_run_elsewhere() -> bool:
