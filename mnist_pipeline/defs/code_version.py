@@ -55,12 +55,12 @@ def _parse(source: str) -> ast.Module:
     "SystemError: AST constructor recursion depth mismatch": loading the definitions would fail at
     random. (It failed a CI run, while SQLAlchemy finalized a Dagster instance's connections.)
     """
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         return ast.parse(source)
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
