@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/champion.py --preset best --seeds 0-7                 # one at a time
     .venv/bin/python benchmarks/champion.py --preset best --seeds 10-17 --parallel 2   # another sweep, 2 at once
     .venv/bin/python benchmarks/champion.py --preset fast --seeds 0-2 --json out.json  # a quick one
+    .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table of a sweep done
 
 Runs `mnist-pipeline sweep` in its own process with a fresh DAGSTER_HOME and storage,
 MNIST from the pipeline's cache (filled once before anything is timed), then reads
@@ -10,7 +11,9 @@ what it left: the leaderboard (`mnist-pipeline leaderboard --json`) and the cham
 record. Prints one markdown row with the issue's targets (champion test accuracy at
 least 99.65%, at most 60 minutes of training), the sum of the candidates' training
 seconds, the sweep's wall time, and the champion's time to predict the 10,000 test
-images (median of 3 after a warm-up, in this process). Training times need a quiet
+images (median of 3 after a warm-up, in this process); then, for every k, the
+accuracy of the mean of the top k candidates on validation (what the champion
+chose k by) and on test (for the record). Training times need a quiet
 machine: the load average before and after is printed with them.
 """
 
@@ -78,19 +81,62 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
+def test_accuracy_by_size(work: Path, board: list[dict]) -> dict[int, float]:
+    """Test accuracy of the mean of the top k candidates (leaderboard order), for every k.
+
+    For the record only: the champion chooses k on validation (ml/model/ensemble.py);
+    this shows what each k would have scored on test, so a reader sees whether a
+    shortfall comes from the choice of k or from the candidates themselves.
+    """
+    import keras
+    import numpy as np
+
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
+
+    storage = work / "home" / "storage"
+    data = load_npz_memory_mapped(storage / "scaled_mnist.npz")
+    images, labels = np.asarray(data["test_images"]), np.asarray(data["test_labels"])
+    summed = np.zeros((len(labels), 10))
+    accuracies = {}
+    for size, row in enumerate(board, start=1):
+        model = keras.models.load_model(storage / "model_registry" / row["model_version"] / "model.keras", safe_mode=True)
+        summed += predict_probabilities(model, images)
+        accuracies[size] = float(np.mean(summed.argmax(axis=1) == labels))
+    return accuracies
+
+
+def print_by_size(champion: dict, test_by_size: dict[int, float]) -> None:
+    validation_by_size = {int(size): value for size, value in champion["validation_accuracy_by_size"].items()}
+    print("\nThe mean of the top k candidates (k is chosen on validation; test is for the record):")
+    print("| k | " + " | ".join(str(size) for size in test_by_size) + " |")
+    print("|---|" + "---|" * len(test_by_size))
+    print("| validation | " + " | ".join(f"{validation_by_size[size]:.2%}" for size in test_by_size) + " |")
+    print("| test | " + " | ".join(f"{accuracy:.2%}" for accuracy in test_by_size.values()) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", action="append", help="preset(s) of the grid (repeatable); default best")
-    parser.add_argument("--seeds", required=True, help="as `mnist-pipeline sweep --seeds`: 0-7, 0,2,5")
+    parser.add_argument("--seeds", help="as `mnist-pipeline sweep --seeds`: 0-7, 0,2,5 (required for a sweep)")
     parser.add_argument("--set", action="append", default=[], help="as `mnist-pipeline sweep --set`")
     parser.add_argument("--parallel", default="1", help="candidates trained at once (`sweep --parallel`)")
     parser.add_argument("--work", type=Path, help="directory for the sweep's homes (default: a new temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--report", type=Path, metavar="WORK", help="no sweep: print the top-k table of the sweep in WORK")
     args = parser.parse_args(argv)
 
     from mnist_pipeline.paths import default_cache_dir
 
     cache_dir = default_cache_dir()
+    if args.report is not None:
+        env = sweep_env(args.report, cache_dir)
+        board = json.loads(pipeline(env, "leaderboard", "--json").stdout)
+        champion = json.loads((args.report / "home" / "storage" / "champion_model.json").read_text())
+        print_by_size(champion, test_accuracy_by_size(args.report, board))
+        return 0
+    if args.seeds is None:
+        parser.error("--seeds is required to run a sweep (only --report reads one done)")
     ensure_cache(cache_dir)
     work = args.work or Path(tempfile.mkdtemp(prefix="champion-benchmark-"))
     env = sweep_env(work, cache_dir)
@@ -108,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
     predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
     training_s = sum(row["training_seconds"] for row in board)
+    test_by_size = test_accuracy_by_size(work, board)
     figures = {
         "grid": " ".join(grid),
         "candidates": len(board),
@@ -118,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "champion_validation_accuracy": champion["validation_accuracy"],
         "champion_test_accuracy": champion["test_accuracy"],
         "champion_test_accuracy_recomputed": predicted_accuracy,
+        "test_accuracy_by_size": test_by_size,
         "training_seconds": training_s,
         "sweep_wall_seconds": wall,
         "predict_10000_seconds": predict_s,
@@ -143,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{training_s / 60:.1f} min | {wall / 60:.1f} min | {predict_s:.2f} s | test ≥ 99.65%, training ≤ 60 min | "
         f"{'PASS' if accuracy_ok else 'FAIL'} / {'PASS' if time_ok else 'FAIL'} |"
     )
+    print_by_size(champion, test_by_size)
     return 0
 
 
