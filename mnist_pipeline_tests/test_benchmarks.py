@@ -395,3 +395,26 @@ def test_cluster_benchmark_table_gives_medians_and_the_cluster_s_extra_per_step(
     assert "| wall time, launch to exit | 95.0 s | 125.0 s | 30.0 s |" in table
     assert "| training (as the run reports it) | 10.0 s | 10.0 s | 0.0 s |" in table
     assert "| step `raw_mnist` | 2.0 s | 5.0 s (+2.5 s from submission to start) | 3.0 s |" in table
+
+
+@pytest.fixture(scope="module")
+def champion_benchmark():
+    return load_script("champion")
+
+
+def test_champion_benchmark_tabulates_each_k_on_validation_and_test(champion_benchmark, capsys):
+    champion = {"validation_accuracy_by_size": {"1": 0.9942, "2": 0.994, "3": 0.99383}}
+    champion_benchmark.print_by_size(champion, {1: 0.9948, 2: 0.995, 3: 0.9953})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-4:] == [
+        "| k | 1 | 2 | 3 |",
+        "|---|---|---|---|",
+        "| validation | 99.42% | 99.40% | 99.38% |",
+        "| test | 99.48% | 99.50% | 99.53% |",
+    ]
+
+
+def test_champion_benchmark_needs_seeds_unless_it_reports_a_sweep_done(champion_benchmark, capsys):
+    with pytest.raises(SystemExit):
+        champion_benchmark.main(["--preset", "fast"])
+    assert "--seeds is required" in capsys.readouterr().err
