@@ -60,18 +60,30 @@ def pipeline(env: dict[str, str], *args: str, log: Path | None = None) -> subpro
         return subprocess.run(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
+def test_set(work: Path):
+    """The sweep's 10,000 test images and their labels, from its scaled_mnist."""
+    import numpy as np
+
+    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
+
+    data = load_npz_memory_mapped(work / "home" / "storage" / "scaled_mnist.npz")
+    return np.asarray(data["test_images"]), np.asarray(data["test_labels"])
+
+
+def load_version(work: Path, version: str):
+    import keras
+
+    return keras.models.load_model(work / "home" / "storage" / "model_registry" / version / "model.keras", safe_mode=True)
+
+
 def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     """Median seconds for the champion to predict the 10,000 test images, and its accuracy on them (a cross-check)."""
-    import keras
     import numpy as np
 
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
-    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 
-    storage = work / "home" / "storage"
-    model = keras.models.load_model(storage / "model_registry" / version / "model.keras", safe_mode=True)
-    data = load_npz_memory_mapped(storage / "scaled_mnist.npz")
-    images, labels = np.asarray(data["test_images"]), np.asarray(data["test_labels"])
+    model = load_version(work, version)
+    images, labels = test_set(work)
     predict_probabilities(model, images[:1000])  # warm-up: graph tracing is not prediction
     times = []
     for _ in range(PREDICT_ROUNDS):
@@ -81,27 +93,22 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def test_accuracy_by_size(work: Path, board: list[dict]) -> dict[int, float]:
-    """Test accuracy of the mean of the top k candidates (leaderboard order), for every k.
+def top_k_test_accuracies(work: Path, board: list[dict], champion: dict) -> dict[int, float]:
+    """Test accuracy of the mean of the top k candidates (leaderboard order), for each k the champion weighed.
 
     For the record only: the champion chooses k on validation (ml/model/ensemble.py);
     this shows what each k would have scored on test, so a reader sees whether a
     shortfall comes from the choice of k or from the candidates themselves.
     """
-    import keras
     import numpy as np
 
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
-    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 
-    storage = work / "home" / "storage"
-    data = load_npz_memory_mapped(storage / "scaled_mnist.npz")
-    images, labels = np.asarray(data["test_images"]), np.asarray(data["test_labels"])
+    images, labels = test_set(work)
     summed = np.zeros((len(labels), 10))
     accuracies = {}
-    for size, row in enumerate(board, start=1):
-        model = keras.models.load_model(storage / "model_registry" / row["model_version"] / "model.keras", safe_mode=True)
-        summed += predict_probabilities(model, images)
+    for size, row in enumerate(board[: len(champion["validation_accuracy_by_size"])], start=1):
+        summed += predict_probabilities(load_version(work, row["model_version"]), images)
         accuracies[size] = float(np.mean(summed.argmax(axis=1) == labels))
     return accuracies
 
@@ -130,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
 
     cache_dir = default_cache_dir()
     if args.report is not None:
-        env = sweep_env(args.report, cache_dir)
-        board = json.loads(pipeline(env, "leaderboard", "--json").stdout)
-        champion = json.loads((args.report / "home" / "storage" / "champion_model.json").read_text())
-        print_by_size(champion, test_accuracy_by_size(args.report, board))
+        listed = pipeline(sweep_env(args.report, cache_dir), "leaderboard", "--json")
+        champion_record = args.report / "home" / "storage" / "champion_model.json"
+        if listed.returncode != 0 or not champion_record.is_file():
+            print(f"benchmarks/champion.py: --report {args.report}: expected the work directory of a sweep this "
+                  f"benchmark ran (a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
+            return 1
+        board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
+        print_by_size(champion, top_k_test_accuracies(args.report, board, champion))
         return 0
     if args.seeds is None:
         parser.error("--seeds is required to run a sweep (only --report reads one done)")
@@ -154,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
     predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
     training_s = sum(row["training_seconds"] for row in board)
-    test_by_size = test_accuracy_by_size(work, board)
+    test_by_size = top_k_test_accuracies(work, board, champion)
     figures = {
         "grid": " ".join(grid),
         "candidates": len(board),

@@ -418,3 +418,9 @@ def test_champion_benchmark_needs_seeds_unless_it_reports_a_sweep_done(champion_
     with pytest.raises(SystemExit):
         champion_benchmark.main(["--preset", "fast"])
     assert "--seeds is required" in capsys.readouterr().err
+
+
+def test_champion_benchmark_report_refuses_a_directory_without_a_sweep(champion_benchmark, tmp_path, capsys):
+    assert champion_benchmark.main(["--report", str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[0]
+    assert f"--report {tmp_path}: expected the work directory of a sweep" in error and "found none" in error
