@@ -1,14 +1,21 @@
-"""Research probe, not part of the pipeline: train one candidate network outside the sweep.
+"""Research probe, not part of the pipeline: train one network that is not a preset yet.
 
-    .venv/bin/python benchmarks/recipe_probe.py deotte --epochs 5 --seed 0 --data <storage>/scaled_mnist.npz
+    .venv/bin/python benchmarks/recipe_probe.py strided --epochs 5 --seed 0 --data <storage>/scaled_mnist.npz
 
-Trains a network that is not a preset yet on the sweep's training images (the
-same validation split, SWEEP_VALIDATION_SEED), then prints its validation and
-test accuracy and training seconds, and saves its class probabilities for both
-(`--out`, .npz) so they can be averaged with a sweep's candidates. It answers
-"is this recipe worth a preset?" in minutes; a recipe that is becomes a preset
-(ml/model/presets.py, architectures.py) and is then measured by the sweep.
+Trains the network on the sweep's training images (the same validation split,
+SWEEP_VALIDATION_SEED), with Adam and cosine decay like `best`, then prints its
+validation and test accuracy and its training seconds, and saves its class
+probabilities for both (`--out`, .npz with `val` and `test`) so they can be
+averaged with a sweep's candidates. It answers "is this recipe worth a preset?"
+in minutes; one that is becomes a preset (ml/model/presets.py, architectures.py)
+and is then measured by a sweep (benchmarks/champion.py).
+
+Faster and looser than a candidate's training: tf.data shuffles, there is no
+checkpoint, and op determinism is off, so two runs differ in the last digits.
 """
+
+from __future__ import annotations
+
 import argparse
 import math
 import os
@@ -24,50 +31,101 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from mnist_pipeline.ml.model import architectures as A  # noqa: E402
+from mnist_pipeline.ml.model.architectures import ROTATION_FRACTION, SHIFT_FRACTION  # noqa: E402
 from mnist_pipeline.ml.model.candidates import SWEEP_VALIDATION_SEED  # noqa: E402
 from mnist_pipeline.ml.model.split import validation_split  # noqa: E402
-from mnist_pipeline.ml.model.split import validation_split
-from mnist_pipeline.ml.model import architectures as A
+from mnist_pipeline.ml.model.training import steps_per_call  # noqa: E402
 
-p = argparse.ArgumentParser()
-p.add_argument("variant"); p.add_argument("--epochs", type=int, default=5); p.add_argument("--seed", type=int, default=0)
-p.add_argument("--lr", type=float, default=0.003); p.add_argument("--batch", type=int, default=120)
-p.add_argument("--data", required=True, help="a scaled_mnist.npz (e.g. a sweep's <storage>/scaled_mnist.npz)")
-p.add_argument("--out", help="where to save the probabilities (.npz: val, test)")
-a = p.parse_args()
-d = np.load(a.data, allow_pickle=False)
-x, y, xt, yt = d["train_images"], d["train_labels"], d["test_images"], d["test_labels"]
-tr, va = validation_split(len(x), 0.1, SWEEP_VALIDATION_SEED)
+VALIDATION_FRACTION = 0.1  # the candidates' (the hyperparameters' default)
+ZOOM_FRACTION = 0.1
 
-def bn(f, k=3, s=1, pad="valid"):
-    return [layers.Conv2D(f, k, strides=s, padding=pad, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
-def aug(zoom=0.0, rot=A.ROTATION_FRACTION):
-    out = [layers.RandomRotation(rot, fill_mode="constant", seed=a.seed)] if rot else []
-    if zoom: out.append(layers.RandomZoom(zoom, fill_mode="constant", seed=a.seed))
-    out.append(layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=a.seed))
-    return out
-head = lambda drop=0.4: [layers.Flatten(), layers.Dense(128, use_bias=False), layers.BatchNormalization(), layers.ReLU(), layers.Dropout(drop, seed=a.seed), layers.Dense(10, activation="softmax")]
-v = a.variant
-keras.utils.set_random_seed(a.seed)
-if v == "best_zoom":
-    body = aug(zoom=0.1) + bn(32) + bn(32) + [layers.MaxPooling2D()] + bn(64) + bn(64) + [layers.MaxPooling2D()] + head()
-elif v == "deotte":
-    body = aug(zoom=0.1) + bn(32) + bn(32) + bn(32, 5, 2, "same") + [layers.Dropout(0.4)] + bn(64) + bn(64) + bn(64, 5, 2, "same") + [layers.Dropout(0.4)] + head()
-elif v == "wide":
-    body = aug() + bn(48) + bn(48) + [layers.MaxPooling2D()] + bn(96) + bn(96) + [layers.MaxPooling2D()] + head()
-elif v == "pad3":
-    body = aug() + bn(32, pad="same") + bn(32, pad="same") + [layers.MaxPooling2D()] + bn(64, pad="same") + bn(64, pad="same") + [layers.MaxPooling2D()] + bn(128, pad="same") + [layers.MaxPooling2D()] + head(0.3)
-else:
-    raise SystemExit(f"variant: unknown {v!r}")
-m = keras.Sequential([keras.Input((28, 28)), layers.Reshape((28, 28, 1)), *body])
-steps = math.ceil(len(tr) / a.batch)
-m.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(a.lr, steps * a.epochs)), "sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=steps // 10 if steps % 10 == 0 else 1)
-ds = tf.data.Dataset.from_tensor_slices((x[tr], y[tr])).shuffle(len(tr), seed=a.seed).batch(a.batch).prefetch(2)
-t = time.perf_counter()
-m.fit(ds, epochs=a.epochs, verbose=0)
-sec = time.perf_counter() - t
-pv = m.predict(x[va], batch_size=1000, verbose=0); pt = m.predict(xt, batch_size=1000, verbose=0)
-if a.out:
-    np.savez(a.out, val=pv, test=pt)
-print(f"{v} epochs={a.epochs} seed={a.seed} params={m.count_params()} val={np.mean(pv.argmax(1)==y[va]):.4f} test={np.mean(pt.argmax(1)==yt):.4f} seconds={sec:.0f}", flush=True)
+
+def conv(filters: int, size: int = 3, strides: int = 1, padding: str = "valid") -> list[layers.Layer]:
+    return [layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+
+
+def augmentation(seed: int) -> list[layers.Layer]:
+    """`best`'s rotations and shifts, with random zoom added."""
+    return [
+        layers.RandomRotation(ROTATION_FRACTION, fill_mode="constant", seed=seed),
+        layers.RandomZoom(ZOOM_FRACTION, fill_mode="constant", seed=seed),
+        layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed),
+    ]
+
+
+def classifier(seed: int) -> list[layers.Layer]:
+    return [
+        layers.Flatten(),
+        layers.Dense(128, use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+        layers.Dropout(0.4, seed=seed),
+        layers.Dense(10, activation="softmax"),
+    ]
+
+
+def best_zoom(seed: int) -> list[layers.Layer]:
+    """`best` with random zoom of up to 10% added to its augmentation."""
+    return [*augmentation(seed), *conv(32), *conv(32), layers.MaxPooling2D(), *conv(64), *conv(64), layers.MaxPooling2D(), *classifier(seed)]
+
+
+def strided(seed: int) -> list[layers.Layer]:
+    """Each pooling replaced by a stride-2 5x5 convolution, dropout after each stage; zoom added."""
+    return [
+        *augmentation(seed),
+        *conv(32), *conv(32), *conv(32, 5, 2, "same"), layers.Dropout(0.4),
+        *conv(64), *conv(64), *conv(64, 5, 2, "same"), layers.Dropout(0.4),
+        *classifier(seed),
+    ]  # fmt: skip
+
+
+NETWORKS = {"best_zoom": best_zoom, "strided": strided}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("network", choices=sorted(NETWORKS))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=0.003)
+    parser.add_argument("--batch-size", type=int, default=120)
+    parser.add_argument("--data", type=Path, required=True, help="a scaled_mnist.npz (a sweep's <storage>/scaled_mnist.npz)")
+    parser.add_argument("--out", type=Path, help="where to save the class probabilities (.npz: val, test)")
+    args = parser.parse_args(argv)
+
+    data = np.load(args.data, allow_pickle=False)
+    images, labels = data["train_images"], data["train_labels"]
+    test_images, test_labels = data["test_images"], data["test_labels"]
+    train, validation = validation_split(len(images), VALIDATION_FRACTION, SWEEP_VALIDATION_SEED)
+
+    keras.utils.set_random_seed(args.seed)
+    model = keras.Sequential([keras.Input((28, 28)), layers.Reshape((28, 28, 1)), *NETWORKS[args.network](args.seed)])
+    steps = math.ceil(len(train) / args.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=steps_per_call(steps))  # fmt: skip
+    batches = (
+        tf.data.Dataset.from_tensor_slices((images[train], labels[train]))
+        .shuffle(len(train), seed=args.seed)
+        .batch(args.batch_size)
+        .prefetch(2)
+    )
+    started = time.perf_counter()
+    model.fit(batches, epochs=args.epochs, shuffle=False, verbose=0)  # the batches above are shuffled already
+    seconds = time.perf_counter() - started
+
+    validation_probabilities = model.predict(images[validation], batch_size=1000, verbose=0)
+    test_probabilities = model.predict(test_images, batch_size=1000, verbose=0)
+    if args.out:
+        np.savez(args.out, val=validation_probabilities, test=test_probabilities)
+    validation_accuracy = np.mean(validation_probabilities.argmax(axis=1) == labels[validation])
+    test_accuracy = np.mean(test_probabilities.argmax(axis=1) == test_labels)
+    print(
+        f"{args.network} epochs={args.epochs} seed={args.seed} parameters={model.count_params()} "
+        f"validation={validation_accuracy:.4f} test={test_accuracy:.4f} training={seconds:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

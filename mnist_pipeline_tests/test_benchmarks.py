@@ -424,3 +424,20 @@ def test_champion_benchmark_report_refuses_a_directory_without_a_sweep(champion_
     assert champion_benchmark.main(["--report", str(tmp_path)]) == 1
     error = capsys.readouterr().err.strip().splitlines()[0]
     assert f"--report {tmp_path}: expected the work directory of a sweep" in error and "found none" in error
+
+
+@pytest.mark.parametrize("network", ["best_zoom", "strided"])
+def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(network, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "scaled_mnist.npz"
+    np.savez(data, train_images=rng.random((200, 28, 28), dtype=np.float32), train_labels=rng.integers(0, 10, 200),
+             test_images=rng.random((30, 28, 28), dtype=np.float32), test_labels=rng.integers(0, 10, 30))  # fmt: skip
+    out = tmp_path / "probabilities.npz"
+    probe = load_script("recipe_probe")
+    assert probe.main([network, "--epochs", "1", "--batch-size", "60", "--data", str(data), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(rf"{network} epochs=1 seed=0 parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s", line)
+    saved = np.load(out, allow_pickle=False)
+    _, validation = validation_split(200, probe.VALIDATION_FRACTION, probe.SWEEP_VALIDATION_SEED)
+    assert saved["val"].shape == (len(validation), 10) and saved["test"].shape == (30, 10)
+    np.testing.assert_allclose(saved["test"].sum(axis=1), 1.0, rtol=1e-5)
