@@ -100,17 +100,12 @@ def top_k_test_accuracies(work: Path, board: list[dict], champion: dict) -> dict
     this shows what each k would have scored on test, so a reader sees whether a
     shortfall comes from the choice of k or from the candidates themselves.
     """
-    import numpy as np
-
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.ml.model.ensemble import accuracy_by_size
 
     images, labels = test_set(work)
-    summed = np.zeros((len(labels), 10))
-    accuracies = {}
-    for size, row in enumerate(board[: len(champion["validation_accuracy_by_size"])], start=1):
-        summed += predict_probabilities(load_version(work, row["model_version"]), images)
-        accuracies[size] = float(np.mean(summed.argmax(axis=1) == labels))
-    return accuracies
+    weighed = board[: len(champion["validation_accuracy_by_size"])]
+    return accuracy_by_size([predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed], labels)
 
 
 def print_by_size(champion: dict, test_by_size: dict[int, float]) -> None:
