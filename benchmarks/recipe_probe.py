@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/recipe_probe.py strided --epochs 5 --seed 0 --data <storage>/scaled_mnist.npz
 
+`best` and `wide` are the presets' own networks, there to compare against. (`wide`
+was a probe first: BENCHMARKS.md, *The champion of a sweep*.)
+
 Trains the network on the sweep's training images (the same validation split,
 SWEEP_VALIDATION_SEED), with Adam and cosine decay like `best`, then prints its
 validation and test accuracy and its training seconds, and saves its class
@@ -31,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from mnist_pipeline.ml.model.architectures import ROTATION_FRACTION, SHIFT_FRACTION  # noqa: E402
+from mnist_pipeline.ml.model.architectures import augmentation, build_network, classifier_head, conv_block  # noqa: E402
 from mnist_pipeline.ml.model.candidates import SWEEP_VALIDATION_SEED  # noqa: E402
 from mnist_pipeline.ml.model.split import validation_split  # noqa: E402
 from mnist_pipeline.ml.model.training import steps_per_call  # noqa: E402
@@ -40,46 +43,39 @@ VALIDATION_FRACTION = 0.1  # the candidates' (the hyperparameters' default)
 ZOOM_FRACTION = 0.1
 
 
-def conv(filters: int, size: int = 3, strides: int = 1, padding: str = "valid") -> list[layers.Layer]:
-    return [layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+def conv(filters: int, size: int, strides: int) -> list[layers.Layer]:
+    """A strided `conv_block` ('same' padding), which the presets do not use."""
+    return [layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False), layers.BatchNormalization(), layers.ReLU()]
 
 
-def augmentation(seed: int) -> list[layers.Layer]:
+def zoom_augmentation(seed: int) -> list[layers.Layer]:
     """`best`'s rotations and shifts, with random zoom added."""
-    return [
-        layers.RandomRotation(ROTATION_FRACTION, fill_mode="constant", seed=seed),
-        layers.RandomZoom(ZOOM_FRACTION, fill_mode="constant", seed=seed),
-        layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed),
-    ]
-
-
-def classifier(seed: int) -> list[layers.Layer]:
-    return [
-        layers.Flatten(),
-        layers.Dense(128, use_bias=False),
-        layers.BatchNormalization(),
-        layers.ReLU(),
-        layers.Dropout(0.4, seed=seed),
-        layers.Dense(10, activation="softmax"),
-    ]
+    rotation, translation = augmentation(seed)
+    return [rotation, layers.RandomZoom(ZOOM_FRACTION, fill_mode="constant", seed=seed), translation]
 
 
 def best_zoom(seed: int) -> list[layers.Layer]:
     """`best` with random zoom of up to 10% added to its augmentation."""
-    return [*augmentation(seed), *conv(32), *conv(32), layers.MaxPooling2D(), *conv(64), *conv(64), layers.MaxPooling2D(), *classifier(seed)]
+    return [*zoom_augmentation(seed), *conv_block(32), *conv_block(32), layers.MaxPooling2D(),
+            *conv_block(64), *conv_block(64), layers.MaxPooling2D(), *classifier_head(seed)]  # fmt: skip
 
 
 def strided(seed: int) -> list[layers.Layer]:
     """Each pooling replaced by a stride-2 5x5 convolution, dropout after each stage; zoom added."""
     return [
-        *augmentation(seed),
-        *conv(32), *conv(32), *conv(32, 5, 2, "same"), layers.Dropout(0.4),
-        *conv(64), *conv(64), *conv(64, 5, 2, "same"), layers.Dropout(0.4),
-        *classifier(seed),
+        *zoom_augmentation(seed),
+        *conv_block(32), *conv_block(32), *conv(32, 5, 2), layers.Dropout(0.4),
+        *conv_block(64), *conv_block(64), *conv(64, 5, 2), layers.Dropout(0.4),
+        *classifier_head(seed),
     ]  # fmt: skip
 
 
-NETWORKS = {"best_zoom": best_zoom, "strided": strided}
+def preset_network(preset: str):
+    """A preset's own network (without its Reshape: main() adds one), as a baseline trained the probe's way."""
+    return lambda seed: build_network(preset, seed).layers[1:]
+
+
+NETWORKS = {"best_zoom": best_zoom, "strided": strided, "best": preset_network("best"), "wide": preset_network("wide")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -426,7 +426,7 @@ def test_champion_benchmark_report_refuses_a_directory_without_a_sweep(champion_
     assert f"--report {tmp_path}: expected the work directory of a sweep" in error and "found none" in error
 
 
-@pytest.mark.parametrize("network", ["best_zoom", "strided"])
+@pytest.mark.parametrize("network", ["best_zoom", "strided", "wide"])
 def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(network, tmp_path, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "scaled_mnist.npz"

@@ -125,8 +125,8 @@ def trained_model(
             "images_per_second": rounded(outcome.train_images * epochs / seconds),
             "final_loss": rounded(history["loss"][-1]),
             "final_accuracy": rounded(history["accuracy"][-1]),
-            "final_val_loss": rounded(history["val_loss"][-1]),
-            "final_val_accuracy": rounded(history["val_accuracy"][-1]),
+            "final_val_loss": rounded(outcome.validation_loss),
+            "final_val_accuracy": rounded(outcome.validation_accuracy),
             "history": dg.MetadataValue.json(rounded_history(history)),
         },
     )

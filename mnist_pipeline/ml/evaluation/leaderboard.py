@@ -38,7 +38,7 @@ class CandidateResult:
     preset: str
     seed: int
     overrides: str  # e.g. "learning_rate=0.002"; empty without overrides
-    validation_accuracy: float  # the last epoch's val_accuracy of the training history
+    validation_accuracy: float  # the trained network's, on the held-out images (TrainingOutcome.validation_accuracy)
     test_accuracy: float
     test_loss: float
     training_seconds: float

@@ -1,7 +1,7 @@
 """The network of each preset. Imports Keras: import this module inside asset bodies only.
 
 Built-in layers only, so every model saves and loads as `.keras` with
-safe_mode=True. The augmentation layers of `best` are active in training only.
+safe_mode=True. The augmentation layers of `best` and `wide` are active in training only.
 """
 
 from __future__ import annotations
@@ -39,8 +39,28 @@ def build_fast_model(seed: int) -> keras.Model:
     )
 
 
-def _conv_block(filters: int) -> list[layers.Layer]:
-    return [layers.Conv2D(filters, (3, 3), use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+def conv_block(filters: int, size: int = 3, padding: str = "valid") -> list[layers.Layer]:
+    """Conv2D without bias (the batch normalisation after it has one) -> BatchNorm -> ReLU."""
+    return [layers.Conv2D(filters, (size, size), padding=padding, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+
+
+def augmentation(seed: int) -> list[layers.Layer]:
+    return [
+        layers.RandomRotation(ROTATION_FRACTION, fill_mode="constant", seed=seed),
+        layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed),
+    ]
+
+
+def classifier_head(seed: int) -> list[layers.Layer]:
+    """Flatten -> Dense(128)+BatchNorm -> Dropout(0.4) -> Dense(10, softmax)."""
+    return [
+        layers.Flatten(),
+        layers.Dense(128, use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+        layers.Dropout(0.4, seed=seed),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    ]
 
 
 def build_best_model(seed: int) -> keras.Model:
@@ -53,22 +73,41 @@ def build_best_model(seed: int) -> keras.Model:
         [
             keras.Input(shape=IMAGE_SHAPE),
             layers.Reshape((*IMAGE_SHAPE, 1)),
-            layers.RandomRotation(ROTATION_FRACTION, fill_mode="constant", seed=seed),
-            layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed),
-            *_conv_block(32),
-            *_conv_block(32),
+            *augmentation(seed),
+            *conv_block(32),
+            *conv_block(32),
             layers.MaxPooling2D((2, 2)),
-            *_conv_block(64),
-            *_conv_block(64),
+            *conv_block(64),
+            *conv_block(64),
             layers.MaxPooling2D((2, 2)),
-            layers.Flatten(),
-            layers.Dense(128, use_bias=False),
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.Dropout(0.4, seed=seed),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            *classifier_head(seed),
         ],
         name=PRESETS["best"].network_name,
+    )
+
+
+def build_wide_model(seed: int) -> keras.Model:
+    """Random rotation and shift -> Conv2D(32, 5x5) -> MaxPool -> Conv2D(64, 5x5) -> MaxPool -> Conv2D(128, 3x3) -> Dense(128) -> Dense(10).
+
+    `best`'s augmentation and classifier head, with fewer, wider convolutions: the 5x5 ones pad their
+    borders ('same'), so the image goes 28x28 -> 14x14 -> 7x7 -> 5x5. Every convolution and the
+    Dense(128) are followed by batch normalisation. It misses different digits from `best`, which is
+    what a champion averaging the two needs (BENCHMARKS.md, *The champion of a sweep*).
+    """
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input(shape=IMAGE_SHAPE),
+            layers.Reshape((*IMAGE_SHAPE, 1)),
+            *augmentation(seed),
+            *conv_block(32, size=5, padding="same"),
+            layers.MaxPooling2D((2, 2)),
+            *conv_block(64, size=5, padding="same"),
+            layers.MaxPooling2D((2, 2)),
+            *conv_block(128),
+            *classifier_head(seed),
+        ],
+        name=PRESETS["wide"].network_name,
     )
 
 
@@ -76,6 +115,7 @@ BUILDERS: dict[str, Callable[[int], keras.Model]] = {
     "tutorial": build_tutorial_model,
     "fast": build_fast_model,
     "best": build_best_model,
+    "wide": build_wide_model,
 }
 
 

@@ -67,6 +67,17 @@ PRESETS: dict[str, Preset] = {
             epochs=15,
             batch_size=120,
         ),
+        Preset(
+            name="wide",
+            network_name="wide_convnet",
+            summary="Two 5x5 convolutions of 32 and 64 filters and a 3x3 of 128, with batch normalisation, "
+            "dropout, and best's rotations and shifts; 99.6% in 5 epochs, missing other digits than best.",
+            optimizer="adam",
+            learning_rate=0.003,
+            schedule="cosine",
+            epochs=5,
+            batch_size=120,
+        ),
     )
 }
 
