@@ -86,3 +86,51 @@ def test_a_model_that_is_not_sequential_is_refused_by_name():
 def test_no_images_is_an_error():
     with pytest.raises(ValueError, match="found none"):
         batch_norm.recalibrate(build_network("best", seed=0), images(0))
+
+
+def trained(preset: str, tmp_path) -> tuple:
+    """train_with_recipe, the one training path, for one epoch on synthetic digits: (outcome, data, params, log)."""
+    import dagster as dg
+
+    from mnist_pipeline.defs.model.assets import hyperparameters
+    from mnist_pipeline.defs.model.config import Hyperparameters
+    from mnist_pipeline.ml.data.preprocessing import scaled
+    from mnist_pipeline.ml.model.network import compile_model
+    from mnist_pipeline.ml.model.training import train_with_recipe
+    from mnist_pipeline_tests.synthetic import make_dataset
+
+    params = hyperparameters(dg.build_asset_context(), Hyperparameters.from_values(preset=preset, epochs=1, batch_size=30)).value
+    data = scaled(make_dataset(num_train=300, num_test=10))
+    log: list[str] = []
+    model = compile_model(build_network(preset, params["seed"]), params["optimizer"], params["learning_rate"])
+    outcome = train_with_recipe(model, data, params, checkpoint_dir=tmp_path / "checkpoint", log=log.append)
+    return outcome, data, params, log
+
+
+@pytest.mark.slow
+def test_training_ends_by_measuring_the_statistics_on_the_first_training_images(tmp_path):
+    from mnist_pipeline.ml.model.split import recipe_validation_split
+
+    outcome, data, params, log = trained("best", tmp_path)
+    train, validation = recipe_validation_split(data.num_train, params)
+    assert len(train) <= batch_norm.CALIBRATION_BATCH  # one batch: the first layer's statistics are its inputs' own
+    assert any(line.startswith("Measured batch normalisation's statistics again on 270 unaugmented training images") for line in log)
+
+    first = batch_norm.batch_norm_layers(outcome.model)[0]
+    inputs = data.train_images[train]
+    for layer in outcome.model.layers[: outcome.model.layers.index(first)]:
+        inputs = layer(inputs, training=False)
+    np.testing.assert_allclose(np.array(first.moving_mean), np.asarray(inputs).mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+
+    # What the leaderboard ranks by and trained_model reports: the returned network's, not the last epoch's.
+    scores = outcome.model.evaluate(data.train_images[validation], data.train_labels[validation], verbose=0, return_dict=True)
+    assert outcome.validation_accuracy == pytest.approx(scores["accuracy"])
+    assert outcome.validation_loss == pytest.approx(scores["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_training_a_network_without_batch_normalisation_reports_its_last_epoch(tmp_path):
+    outcome, _, _, log = trained("fast", tmp_path)
+    assert not any("batch normalisation" in line for line in log)
+    assert outcome.validation_accuracy == outcome.history["val_accuracy"][-1]
+    assert outcome.validation_loss == outcome.history["val_loss"][-1]

@@ -436,7 +436,11 @@ def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(ne
     probe = load_script("recipe_probe")
     assert probe.main([network, "--epochs", "1", "--batch-size", "60", "--data", str(data), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert re.fullmatch(rf"{network} epochs=1 seed=0 parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s", line)
+    assert re.fullmatch(
+        rf"{network} epochs=1 seed=0 parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s "
+        r"\(before batch normalisation was measured again: validation=\d\.\d{4} test=\d\.\d{4}\)",
+        line,
+    )
     saved = np.load(out, allow_pickle=False)
     _, validation = validation_split(200, probe.VALIDATION_FRACTION, probe.SWEEP_VALIDATION_SEED)
     assert saved["val"].shape == (len(validation), 10) and saved["test"].shape == (30, 10)

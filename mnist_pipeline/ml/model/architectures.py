@@ -63,26 +63,28 @@ def classifier_head(seed: int) -> list[layers.Layer]:
     ]
 
 
+def _augmented_network(preset: str, seed: int, body: Callable[[], list[layers.Layer]]) -> keras.Model:
+    """Input -> the augmentation -> body -> the classifier head, named after the preset.
+
+    The seed is set before any layer exists: layers without a seed of their own take one when created.
+    """
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input(shape=IMAGE_SHAPE), layers.Reshape((*IMAGE_SHAPE, 1)), *augmentation(seed), *body(), *classifier_head(seed)],
+        name=PRESETS[preset].network_name,
+    )
+
+
 def build_best_model(seed: int) -> keras.Model:
     """Random rotation and shift -> 2x Conv2D(32) -> MaxPool -> 2x Conv2D(64) -> MaxPool -> Dense(128) -> Dense(10).
 
     Every convolution and the Dense(128) are followed by batch normalisation; dropout before the output.
     """
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input(shape=IMAGE_SHAPE),
-            layers.Reshape((*IMAGE_SHAPE, 1)),
-            *augmentation(seed),
-            *conv_block(32),
-            *conv_block(32),
-            layers.MaxPooling2D((2, 2)),
-            *conv_block(64),
-            *conv_block(64),
-            layers.MaxPooling2D((2, 2)),
-            *classifier_head(seed),
-        ],
-        name=PRESETS["best"].network_name,
+    return _augmented_network(
+        "best",
+        seed,
+        lambda: [*conv_block(32), *conv_block(32), layers.MaxPooling2D((2, 2)),
+                 *conv_block(64), *conv_block(64), layers.MaxPooling2D((2, 2))],  # fmt: skip
     )
 
 
@@ -91,23 +93,15 @@ def build_wide_model(seed: int) -> keras.Model:
 
     `best`'s augmentation and classifier head, with fewer, wider convolutions: the 5x5 ones pad their
     borders ('same'), so the image goes 28x28 -> 14x14 -> 7x7 -> 5x5. Every convolution and the
-    Dense(128) are followed by batch normalisation. It misses different digits from `best`, which is
-    what a champion averaging the two needs (BENCHMARKS.md, *The champion of a sweep*).
+    Dense(128) are followed by batch normalisation. A second network for sweeps, whose champion may
+    average the two (BENCHMARKS.md, *The champion of a sweep*).
     """
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input(shape=IMAGE_SHAPE),
-            layers.Reshape((*IMAGE_SHAPE, 1)),
-            *augmentation(seed),
-            *conv_block(32, size=5, padding="same"),
-            layers.MaxPooling2D((2, 2)),
-            *conv_block(64, size=5, padding="same"),
-            layers.MaxPooling2D((2, 2)),
-            *conv_block(128),
-            *classifier_head(seed),
-        ],
-        name=PRESETS["wide"].network_name,
+    return _augmented_network(
+        "wide",
+        seed,
+        lambda: [*conv_block(32, size=5, padding="same"), layers.MaxPooling2D((2, 2)),
+                 *conv_block(64, size=5, padding="same"), layers.MaxPooling2D((2, 2)),
+                 *conv_block(128)],  # fmt: skip
     )
 
 
