@@ -106,7 +106,7 @@ def test_bad_overrides_name_the_flag(text, message):
 
 
 def test_unknown_preset_names_the_flag():
-    with pytest.raises(SweepSpecError, match=r"--preset: expected one of best, fast, tutorial, found 'huge'"):
+    with pytest.raises(SweepSpecError, match=r"--preset: expected one of best, fast, tutorial, wide, found 'huge'"):
         expand_grid(["huge"], [0])
 
 

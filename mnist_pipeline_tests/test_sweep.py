@@ -32,7 +32,7 @@ def sweep(capsys, *args: str) -> tuple[int, str, str]:
     [
         (["--preset", "fast", "--seeds", "4-1"], "--seeds: expected a range from low to high such as 0-4, found '4-1'"),
         (["--preset", "fast", "--seeds", "one"], "--seeds: expected a seed, a range such as 0-4, or a list such as 0,2,5; found 'one'"),
-        (["--preset", "huge", "--seeds", "0"], "--preset: expected one of best, fast, tutorial, found 'huge'"),
+        (["--preset", "huge", "--seeds", "0"], "--preset: expected one of best, fast, tutorial, wide, found 'huge'"),
         (["--seeds", "0"], "--preset: expected at least one preset, found none"),
         (["--preset", "fast", "--seeds", "0", "--set", "momentum=0.9"], "--set: expected an override among batch_size, epochs, learning_rate, found 'momentum'"),
         (["--preset", "fast", "--seeds", "0", "--set", "learning_rate"], "--set: expected name=value[,value...] such as learning_rate=0.002,0.003; found 'learning_rate'"),
