@@ -71,7 +71,7 @@ PRESETS: dict[str, Preset] = {
             name="wide",
             network_name="wide_convnet",
             summary="Two 5x5 convolutions of 32 and 64 filters and a 3x3 of 128, with batch normalisation, "
-            "dropout, and best's rotations and shifts; 99.6% in 5 epochs, missing other digits than best.",
+            "dropout, and best's rotations and shifts; 99.5% in 5 epochs, a second network for sweeps.",
             optimizer="adam",
             learning_rate=0.003,
             schedule="cosine",
