@@ -10,9 +10,10 @@ SWEEP_VALIDATION_SEED), with Adam and cosine decay like `best`, measures batch
 normalisation's statistics again as candidates do (ml/model/batch_norm.py), then
 prints its validation and test accuracy (before and after that step) and its
 training seconds, and saves its class probabilities for both (`--out`, .npz with
-`val` and `test`) so they can be averaged with a sweep's candidates. It answers "is this recipe worth a preset?"
-in minutes; one that is becomes a preset (ml/model/presets.py, architectures.py)
-and is then measured by a sweep (benchmarks/champion.py).
+`val` and `test`) so they can be averaged with a sweep's candidates. It answers
+"is this recipe worth a preset?" in minutes; one that is becomes a preset
+(ml/model/presets.py, architectures.py) and is then measured by a sweep
+(benchmarks/champion.py).
 
 Faster and looser than a candidate's training: tf.data shuffles, there is no
 checkpoint, and op determinism is off, so two runs differ in the last digits.
