@@ -46,11 +46,6 @@ VALIDATION_FRACTION = 0.1  # the candidates' (the hyperparameters' default)
 ZOOM_FRACTION = 0.1
 
 
-def conv(filters: int, size: int, strides: int) -> list[layers.Layer]:
-    """A strided `conv_block` ('same' padding), which the presets do not use."""
-    return [layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False), layers.BatchNormalization(), layers.ReLU()]
-
-
 def zoom_augmentation(seed: int) -> list[layers.Layer]:
     """`best`'s rotations and shifts, with random zoom added."""
     rotation, translation = augmentation(seed)
@@ -67,8 +62,8 @@ def strided(seed: int) -> list[layers.Layer]:
     """Each pooling replaced by a stride-2 5x5 convolution, dropout after each stage; zoom added."""
     return [
         *zoom_augmentation(seed),
-        *conv_block(32), *conv_block(32), *conv(32, 5, 2), layers.Dropout(0.4),
-        *conv_block(64), *conv_block(64), *conv(64, 5, 2), layers.Dropout(0.4),
+        *conv_block(32), *conv_block(32), *conv_block(32, 5, "same", strides=2), layers.Dropout(0.4),
+        *conv_block(64), *conv_block(64), *conv_block(64, 5, "same", strides=2), layers.Dropout(0.4),
         *classifier_head(seed),
     ]  # fmt: skip
 

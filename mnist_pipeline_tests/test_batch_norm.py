@@ -12,6 +12,13 @@ def images(count: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((count, 28, 28), dtype=np.float32)
 
 
+def inputs_of(target: keras.layers.Layer, model: keras.Model, batch: np.ndarray) -> np.ndarray:
+    """What `target` receives from the layers before it, run as at inference (no augmentation)."""
+    for layer in model.layers[: model.layers.index(target)]:
+        batch = layer(batch, training=False)
+    return np.asarray(batch)
+
+
 def moving_statistics(model: keras.Model) -> list[np.ndarray]:
     return [np.array(v) for layer in batch_norm.batch_norm_layers(model) for v in (layer.moving_mean, layer.moving_variance)]
 
@@ -38,10 +45,7 @@ def test_the_first_layer_gets_the_mean_and_variance_of_its_inputs_over_all_batch
     batch_norm.recalibrate(model, calibration)
 
     first = batch_norm.batch_norm_layers(model)[0]
-    inputs = calibration
-    for layer in model.layers[: model.layers.index(first)]:
-        inputs = layer(inputs, training=False)  # no augmentation: the reshape and the first convolution as they are
-    inputs = np.asarray(inputs)
+    inputs = inputs_of(first, model, calibration)
     halves = np.split(inputs, 2)
     np.testing.assert_allclose(np.array(first.moving_mean), inputs.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
     # The mean of the two batches' variances (each batch normalises with its own statistics in training too).
@@ -117,10 +121,8 @@ def test_training_ends_by_measuring_the_statistics_on_the_first_training_images(
     assert any(line.startswith("Measured batch normalisation's statistics again on 270 unaugmented training images") for line in log)
 
     first = batch_norm.batch_norm_layers(outcome.model)[0]
-    inputs = data.train_images[train]
-    for layer in outcome.model.layers[: outcome.model.layers.index(first)]:
-        inputs = layer(inputs, training=False)
-    np.testing.assert_allclose(np.array(first.moving_mean), np.asarray(inputs).mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    inputs = inputs_of(first, outcome.model, data.train_images[train])
+    np.testing.assert_allclose(np.array(first.moving_mean), inputs.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
 
     # What the leaderboard ranks by and trained_model reports: the returned network's, not the last epoch's.
     scores = outcome.model.evaluate(data.train_images[validation], data.train_labels[validation], verbose=0, return_dict=True)

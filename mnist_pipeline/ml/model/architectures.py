@@ -39,9 +39,13 @@ def build_fast_model(seed: int) -> keras.Model:
     )
 
 
-def conv_block(filters: int, size: int = 3, padding: str = "valid") -> list[layers.Layer]:
+def conv_block(filters: int, size: int = 3, padding: str = "valid", strides: int = 1) -> list[layers.Layer]:
     """Conv2D without bias (the batch normalisation after it has one) -> BatchNorm -> ReLU."""
-    return [layers.Conv2D(filters, (size, size), padding=padding, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+    return [
+        layers.Conv2D(filters, (size, size), strides=strides, padding=padding, use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+    ]
 
 
 def augmentation(seed: int) -> list[layers.Layer]:
