@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/champion.py --preset best --seeds 0-7                 # one at a time
     .venv/bin/python benchmarks/champion.py --preset best --seeds 10-17 --parallel 2   # another sweep, 2 at once
     .venv/bin/python benchmarks/champion.py --preset fast --seeds 0-2 --json out.json  # a quick one
-    .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table of a sweep done
+    .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table of a sweep done, and the test digits its candidates share as errors
 
 Runs `mnist-pipeline sweep` in its own process with a fresh DAGSTER_HOME and storage,
 MNIST from the pipeline's cache (filled once before anything is timed), then reads
@@ -93,19 +93,35 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def top_k_test_accuracies(work: Path, board: list[dict], champion: dict) -> dict[int, float]:
-    """Test accuracy of the mean of the top k candidates (leaderboard order), for each k the champion weighed.
+def weighed_test_probabilities(work: Path, board: list[dict], champion: dict):
+    """The class probabilities of the test images by each candidate the champion weighed (leaderboard order); the labels.
 
     For the record only: the champion chooses k on validation (ml/model/ensemble.py);
-    this shows what each k would have scored on test, so a reader sees whether a
-    shortfall comes from the choice of k or from the candidates themselves.
+    the test accuracy of each k shows a reader whether a shortfall comes from the
+    choice of k or from the candidates themselves.
     """
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
-    from mnist_pipeline.ml.model.ensemble import accuracy_by_size
 
     images, labels = test_set(work)
     weighed = board[: len(champion["validation_accuracy_by_size"])]
-    return accuracy_by_size([predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed], labels)
+    return [predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed], labels
+
+
+def shared_test_errors(member_probabilities, labels) -> dict[str, int]:
+    """How many test digits the weighed candidates miss: every one of them, at least half, any.
+
+    Averaging can only fix a digit that some members get right; the digits every
+    member misses bound what a mean of these candidates can reach.
+    """
+    import numpy as np
+
+    wrong = np.stack([probabilities.argmax(axis=1) != labels for probabilities in member_probabilities])
+    return {
+        "every": int(wrong.all(axis=0).sum()),
+        "at_least_half": int((2 * wrong.sum(axis=0) >= len(wrong)).sum()),
+        "any": int(wrong.any(axis=0).sum()),
+        "mean_of_all": int((np.mean(member_probabilities, axis=0).argmax(axis=1) != labels).sum()),
+    }
 
 
 def print_by_size(champion: dict, test_by_size: dict[int, float]) -> None:
@@ -117,6 +133,11 @@ def print_by_size(champion: dict, test_by_size: dict[int, float]) -> None:
     print("| test | " + " | ".join(f"{accuracy:.2%}" for accuracy in test_by_size.values()) + " |")
 
 
+def print_shared_errors(errors: dict[str, int], members: int) -> None:
+    print(f"\nTest digits missed by the {members} weighed candidates: by every one {errors['every']}, "
+          f"by at least half {errors['at_least_half']}, by any {errors['any']}; by the mean of all {errors['mean_of_all']}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", action="append", help="preset(s) of the grid (repeatable); default best")
@@ -125,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", default="1", help="candidates trained at once (`sweep --parallel`)")
     parser.add_argument("--work", type=Path, help="directory for the sweep's homes (default: a new temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--report", type=Path, metavar="WORK", help="no sweep: print the top-k table of the sweep in WORK")
+    parser.add_argument("--report", type=Path, metavar="WORK", help="no sweep: print the top-k table and the shared test errors of the sweep in WORK")
     args = parser.parse_args(argv)
 
     from mnist_pipeline.paths import default_cache_dir
@@ -139,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"benchmark ran (a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
             return 1
         board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
-        print_by_size(champion, top_k_test_accuracies(args.report, board, champion))
+        from mnist_pipeline.ml.model.ensemble import accuracy_by_size
+
+        member_probabilities, labels = weighed_test_probabilities(args.report, board, champion)
+        print_by_size(champion, accuracy_by_size(member_probabilities, labels))
+        print_shared_errors(shared_test_errors(member_probabilities, labels), len(member_probabilities))
         return 0
     if args.seeds is None:
         parser.error("--seeds is required to run a sweep (only --report reads one done)")
@@ -160,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
     predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
     training_s = sum(row["training_seconds"] for row in board)
-    test_by_size = top_k_test_accuracies(work, board, champion)
+    from mnist_pipeline.ml.model.ensemble import accuracy_by_size
+
+    member_probabilities, labels = weighed_test_probabilities(work, board, champion)
+    test_by_size = accuracy_by_size(member_probabilities, labels)
+    errors = shared_test_errors(member_probabilities, labels)
     figures = {
         "grid": " ".join(grid),
         "candidates": len(board),
@@ -172,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "champion_test_accuracy": champion["test_accuracy"],
         "champion_test_accuracy_recomputed": predicted_accuracy,
         "test_accuracy_by_size": test_by_size,
+        "test_errors_of_weighed_candidates": errors,
         "training_seconds": training_s,
         "sweep_wall_seconds": wall,
         "predict_10000_seconds": predict_s,
@@ -198,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'PASS' if accuracy_ok else 'FAIL'} / {'PASS' if time_ok else 'FAIL'} |"
     )
     print_by_size(champion, test_by_size)
+    print_shared_errors(errors, len(member_probabilities))
     return 0
 
 

@@ -414,6 +414,23 @@ def test_champion_benchmark_tabulates_each_k_on_validation_and_test(champion_ben
     ]
 
 
+def test_champion_benchmark_counts_the_test_digits_its_candidates_share_as_errors(champion_benchmark, capsys):
+    import numpy as np
+
+    labels = np.array([0, 1, 2, 3])
+    first = np.eye(4)[[0, 1, 1, 0]]  # wrong on digits 2 and 3
+    second = np.eye(4)[[0, 2, 2, 0]]  # wrong on digits 1 and 3
+    third = np.eye(4)[[1, 1, 2, 3]] * 0.9 + 0.025  # wrong on digit 0 only, and less sure
+    errors = champion_benchmark.shared_test_errors([first, second, third], labels)
+    # digit 3: two of three wrong, and their mean too; no digit is missed by all three
+    assert errors == {"every": 0, "at_least_half": 1, "any": 4, "mean_of_all": 1}
+    assert champion_benchmark.shared_test_errors([first], labels) == {"every": 2, "at_least_half": 2, "any": 2, "mean_of_all": 2}
+    champion_benchmark.print_shared_errors(errors, 3)
+    assert capsys.readouterr().out.strip() == (
+        "Test digits missed by the 3 weighed candidates: by every one 0, by at least half 1, by any 4; by the mean of all 1."
+    )
+
+
 def test_champion_benchmark_needs_seeds_unless_it_reports_a_sweep_done(champion_benchmark, capsys):
     with pytest.raises(SystemExit):
         champion_benchmark.main(["--preset", "fast"])
