@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/champion.py --preset best --seeds 0-7                 # one at a time
     .venv/bin/python benchmarks/champion.py --preset best --seeds 10-17 --parallel 2   # another sweep, 2 at once
     .venv/bin/python benchmarks/champion.py --preset fast --seeds 0-2 --json out.json  # a quick one
-    .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table of a sweep done, and the test digits its candidates share as errors
+    .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table and shared test errors of a sweep done
 
 Runs `mnist-pipeline sweep` in its own process with a fresh DAGSTER_HOME and storage,
 MNIST from the pipeline's cache (filled once before anything is timed), then reads
@@ -93,18 +93,21 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def weighed_test_probabilities(work: Path, board: list[dict], champion: dict):
-    """The class probabilities of the test images by each candidate the champion weighed (leaderboard order); the labels.
+def test_figures(work: Path, board: list[dict], champion: dict) -> tuple[dict[int, float], dict[str, int], int]:
+    """On the test images, for the candidates the champion weighed (leaderboard order): the accuracy
+    of the mean of the top k for each k, the digits they share as errors, and how many they are.
 
     For the record only: the champion chooses k on validation (ml/model/ensemble.py);
     the test accuracy of each k shows a reader whether a shortfall comes from the
     choice of k or from the candidates themselves.
     """
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.ml.model.ensemble import accuracy_by_size
 
     images, labels = test_set(work)
     weighed = board[: len(champion["validation_accuracy_by_size"])]
-    return [predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed], labels
+    member_probabilities = [predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed]
+    return accuracy_by_size(member_probabilities, labels), shared_test_errors(member_probabilities, labels), len(weighed)
 
 
 def shared_test_errors(member_probabilities, labels) -> dict[str, int]:
@@ -160,11 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"benchmark ran (a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
             return 1
         board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
-        from mnist_pipeline.ml.model.ensemble import accuracy_by_size
-
-        member_probabilities, labels = weighed_test_probabilities(args.report, board, champion)
-        print_by_size(champion, accuracy_by_size(member_probabilities, labels))
-        print_shared_errors(shared_test_errors(member_probabilities, labels), len(member_probabilities))
+        test_by_size, errors, weighed = test_figures(args.report, board, champion)
+        print_by_size(champion, test_by_size)
+        print_shared_errors(errors, weighed)
         return 0
     if args.seeds is None:
         parser.error("--seeds is required to run a sweep (only --report reads one done)")
@@ -185,11 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
     predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
     training_s = sum(row["training_seconds"] for row in board)
-    from mnist_pipeline.ml.model.ensemble import accuracy_by_size
-
-    member_probabilities, labels = weighed_test_probabilities(work, board, champion)
-    test_by_size = accuracy_by_size(member_probabilities, labels)
-    errors = shared_test_errors(member_probabilities, labels)
+    test_by_size, errors, weighed = test_figures(work, board, champion)
     figures = {
         "grid": " ".join(grid),
         "candidates": len(board),
@@ -228,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'PASS' if accuracy_ok else 'FAIL'} / {'PASS' if time_ok else 'FAIL'} |"
     )
     print_by_size(champion, test_by_size)
-    print_shared_errors(errors, len(member_probabilities))
+    print_shared_errors(errors, weighed)
     return 0
 
 
