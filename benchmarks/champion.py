@@ -93,7 +93,7 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def test_figures(work: Path, board: list[dict], champion: dict) -> tuple[dict[int, float], dict[str, int], int]:
+def figures_on_test(work: Path, board: list[dict], champion: dict) -> tuple[dict[int, float], dict[str, int], int]:
     """On the test images, for the candidates the champion weighed (leaderboard order): the accuracy
     of the mean of the top k for each k, the digits they share as errors, and how many they are.
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"benchmark ran (a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
             return 1
         board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
-        test_by_size, errors, weighed = test_figures(args.report, board, champion)
+        test_by_size, errors, weighed = figures_on_test(args.report, board, champion)
         print_by_size(champion, test_by_size)
         print_shared_errors(errors, weighed)
         return 0
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
     predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
     training_s = sum(row["training_seconds"] for row in board)
-    test_by_size, errors, weighed = test_figures(work, board, champion)
+    test_by_size, errors, weighed = figures_on_test(work, board, champion)
     figures = {
         "grid": " ".join(grid),
         "candidates": len(board),
