@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/cluster.py --rounds 1      # a quick check
 
 Stands up a cluster of its own (`scripts/cluster up`: PostgreSQL, Redis, SeaweedFS, two Celery
-workers, daemon, webserver) in a temporary home on ports from 47800, and always brings it down.
+workers, daemon, webserver) in a temporary home on ports from 28800, and always brings it down.
 Each round runs the same command on each side, alternating which goes first, with the round's
 number as the seed, so that each run trains (a seed is part of the training key):
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from run import child_env, ensure_cache, library_versions, load_average, machine_description, run_measured  # noqa: E402
 
-PORT_BASE = "47800"  # not the user's cluster (47300) nor the tests' (47400)
+PORT_BASE = "28800"  # not the user's cluster (28300) nor the tests' (28400)
 SIDES = ("embedded", "cluster")
 SUBMITTED = "Submitting celery task for step"
 

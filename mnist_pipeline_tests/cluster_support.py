@@ -13,9 +13,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "cluster"
-# Not the script's default (47300), so a user's own cluster keeps running; movable, so that two
-# checkouts can run the cluster tests at once.
-PORT_BASE = int(os.environ.get("MNIST_TEST_CLUSTER_PORT_BASE", "47400"))
+# Not the script's default (28300), so a user's own cluster keeps running; below Linux's ephemeral
+# range (32768-60999), so no client's outgoing connection takes one of its ports (one did, in a CI
+# run at 47400); movable, so that two checkouts can run the cluster tests at once.
+PORT_BASE = int(os.environ.get("MNIST_TEST_CLUSTER_PORT_BASE", "28400"))
+EPHEMERAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 def run_cluster(

@@ -30,7 +30,14 @@ import yaml
 pytestmark = pytest.mark.cluster
 
 from mnist_pipeline.defs.executor import TRAINING_POOL
-from mnist_pipeline_tests.cluster_support import PORT_BASE, REPO, SCRIPT, pipeline_settings, run_cluster
+from mnist_pipeline_tests.cluster_support import (
+    EPHEMERAL_PORT_RANGE,
+    PORT_BASE,
+    REPO,
+    SCRIPT,
+    pipeline_settings,
+    run_cluster,
+)
 from mnist_pipeline_tests.cluster_support import cluster_env as exported_env
 
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -95,6 +102,8 @@ def test_up_from_nothing_starts_every_component_and_status_reports_each_up(clust
     states = {line.split()[0]: line.split()[1] for line in status.splitlines() if line.startswith("  ")}
     assert states == {name: "up" for name in COMPONENTS}, status
     assert f"http://127.0.0.1:{PORT_BASE}" in status
+    # Nothing on stderr: a slip in the script (a backquote in a heredoc ran `training` as a command) shows there.
+    assert first_up.stderr == "", first_up.stderr
 
 
 def test_env_prints_the_variables_a_shell_needs(cluster, cluster_env):
@@ -321,11 +330,11 @@ def test_down_leaves_no_listener_and_no_process_and_can_run_twice(cluster):
 
 
 @contextlib.contextmanager
-def listener_in_a_free_block(offset: int) -> Iterator[int]:
-    """A port base above the tests' cluster whose block no program listens on, with port base+offset then
-    listened on by this test (another program). Not one fixed block: these ports lie in Linux's range for
-    the local ends of outgoing connections, so any of them may be briefly taken (it failed a CI run so)."""
-    for base in range(PORT_BASE + 100, PORT_BASE + 300, len(PORTS)):
+def listener_in_a_free_block(offset: int, first: int = PORT_BASE + 100) -> Iterator[int]:
+    """A port base from `first` on whose block no program listens, with port base+offset then listened on
+    by this test (another program), so that `up` stops at its checks. Not one fixed block: a block in
+    Linux's ephemeral range may have a port briefly taken by a client's outgoing connection."""
+    for base in range(first, first + 200, len(PORTS)):
         if any(listening(port) for port in range(base, base + len(PORTS))):
             continue
         with socket.socket() as other_program:
@@ -337,7 +346,7 @@ def listener_in_a_free_block(offset: int) -> Iterator[int]:
             other_program.listen()
             yield base
             return
-    pytest.fail(f"no free block of {len(PORTS)} ports between {PORT_BASE + 100} and {PORT_BASE + 300}")
+    pytest.fail(f"no free block of {len(PORTS)} ports between {first} and {first + 200}")
 
 
 def test_up_names_the_ports_in_use_by_another_program(tmp_path):
@@ -350,7 +359,30 @@ def test_up_names_the_ports_in_use_by_another_program(tmp_path):
         f"cluster: ports {base + 2} are already in use by another program; "
         f"choose another block with MNIST_CLUSTER_PORT_BASE (now {base})"
     ) in result.stderr
+    assert "warning" not in result.stderr  # the block lies below the ephemeral range
     assert not (home / "secrets.env").exists()
+
+
+def test_up_warns_when_its_ports_overlap_the_ephemeral_range(tmp_path):
+    """A block in the range the kernel takes clients' local ports from works until a client takes one of its
+    ports: `up` says so. (A port of the block is held, so that `up` stops before starting anything.)"""
+    low, high = map(int, EPHEMERAL_PORT_RANGE.read_text().split())
+    with listener_in_a_free_block(offset=5, first=low + 1000) as base:
+        result = run_cluster("up", tmp_path / "cluster", check=False, port_base=base)
+    assert result.returncode == 1
+    assert (
+        f"cluster: warning: ports {base}-{base + len(PORTS) - 1} overlap this machine's ephemeral port range "
+        f"({low}-{high}, {EPHEMERAL_PORT_RANGE}): any outgoing connection may take one of them, and a component "
+        "then fails to start; choose MNIST_CLUSTER_PORT_BASE outside it"
+    ) in result.stderr
+    assert f"cluster: ports {base + 5} are already in use by another program" in result.stderr
+
+
+def test_the_default_port_block_lies_below_the_ephemeral_range():
+    """No client's outgoing connection can take a port of the block a user gets without setting one."""
+    low, _ = map(int, EPHEMERAL_PORT_RANGE.read_text().split())
+    default = int(re.search(r'base="\$\{MNIST_CLUSTER_PORT_BASE:-(\d+)\}"', SCRIPT.read_text()).group(1))
+    assert default + len(PORTS) - 1 < low, (default, low)
 
 
 def test_env_and_status_without_a_cluster_say_to_run_up(tmp_path):
