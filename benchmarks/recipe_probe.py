@@ -48,7 +48,7 @@ ZOOM_FRACTION = 0.1
 
 def zoom_augmentation(seed: int) -> list[layers.Layer]:
     """`best`'s rotations and shifts, with random zoom added."""
-    rotation, translation = augmentation(seed)
+    rotation, translation = augmentation(seed, strength=1.0)
     return [rotation, layers.RandomZoom(ZOOM_FRACTION, fill_mode="constant", seed=seed), translation]
 
 

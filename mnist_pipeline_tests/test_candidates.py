@@ -88,16 +88,30 @@ def test_bad_seeds_name_the_flag(text, message):
 def test_parse_override():
     assert parse_override("learning_rate=0.002,0.003") == ("learning_rate", [0.002, 0.003])
     assert parse_override("epochs=2") == ("epochs", [2])
+    assert parse_override("augmentation=0,1.5,3") == ("augmentation", [0.0, 1.5, 3.0])  # 0: none, allowed
+
+
+def test_augmentation_is_an_override_of_the_presets_that_augment_only():
+    assert expand_grid(["best", "wide"], [0], {"augmentation": [1.5]})[1].key.startswith("wide-s0-aug1.5-")
+    with pytest.raises(
+        SweepSpecError, match=r"--set augmentation: expected presets whose network augments its training images "
+        r"\(best, wide\), found 'fast'"
+    ):
+        expand_grid(["best", "fast"], [0], {"augmentation": [1.5]})
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("momentum=0.9", r"--set: expected an override among batch_size, epochs, learning_rate, found 'momentum'"),
+        ("momentum=0.9", r"--set: expected an override among augmentation, batch_size, epochs, learning_rate, found 'momentum'"),
         ("learning_rate", r"--set: expected name=value\[,value\.\.\.\] .*; found 'learning_rate'"),
         ("epochs=2.5", r"--set epochs: expected an integer, found '2\.5'"),
         ("learning_rate=fast", r"--set learning_rate: expected a number, found 'fast'"),
         ("batch_size=0", r"--set batch_size: expected a positive value, found '0'"),
+        ("learning_rate=nan", r"--set learning_rate: expected a positive value, found 'nan'"),
+        ("augmentation=1,-0.5", r"--set augmentation: expected a number from 0 to 3, found '-0\.5'"),
+        ("augmentation=3.5", r"--set augmentation: expected a number from 0 to 3, found '3\.5'"),
+        ("augmentation=nan", r"--set augmentation: expected a number from 0 to 3, found 'nan'"),
     ],
 )
 def test_bad_overrides_name_the_flag(text, message):

@@ -82,8 +82,10 @@ def test_choosing_a_preset_takes_all_of_its_values(preset):
     job = defs().resolve_job_def("mnist_train_evaluate_report")
     config = dg.validate_run_config(job, {"ops": {"hyperparameters": {"config": {"preset": {preset: {}}}}}})
     recipe = PRESETS[preset]
+    augmentation = {} if recipe.augmentation is None else {"augmentation": recipe.augmentation}
     assert config["ops"]["hyperparameters"]["config"]["preset"] == {
-        preset: {"optimizer": recipe.optimizer, "learning_rate": recipe.learning_rate, "epochs": recipe.epochs, "batch_size": recipe.batch_size}
+        preset: {"optimizer": recipe.optimizer, "learning_rate": recipe.learning_rate, "epochs": recipe.epochs,
+                 "batch_size": recipe.batch_size, **augmentation}  # fmt: skip
     }
 
 

@@ -124,6 +124,62 @@ def test_fields_set_in_the_run_config_override_the_preset():
     assert resolved["schedule"] == "cosine"
 
 
+def augmentation_factors(model) -> list[tuple[str, float]]:
+    """The random layers of a network and the largest rotation (in turns) or shift (a fraction of the side) of each."""
+    found = []
+    for layer in model.layers:
+        name, config = layer.__class__.__name__, layer.get_config()
+        if name == "RandomRotation":
+            found.append((name, config["factor"][1]))  # stored as (-f, f)
+        elif name == "RandomTranslation":
+            assert config["width_factor"] == config["height_factor"]
+            found.append((name, config["height_factor"]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("values", "factors"),
+    [
+        ({"preset": "best"}, [("RandomRotation", 0.03), ("RandomTranslation", 0.1)]),
+        ({"preset": "wide", "augmentation": 2.0}, [("RandomRotation", 0.06), ("RandomTranslation", 0.2)]),
+        ({"preset": "best", "augmentation": 0.0}, []),
+        ({"preset": "fast"}, []),
+    ],
+)
+def test_compiled_model_builds_the_augmentation_the_recipe_sets(values, factors):
+    resolved = params(**values)
+    assert resolved.get("augmentation") == values.get("augmentation", PRESETS[values["preset"]].augmentation)
+    model = compiled_model(context(), resolved).value
+    assert augmentation_factors(model) == [(name, pytest.approx(factor)) for name, factor in factors]
+
+
+def test_augmentation_is_a_field_of_the_augmenting_presets_only():
+    assert "augmentation" not in Hyperparameters.from_values(preset="fast").resolved()
+    assert Hyperparameters.from_values(preset="best", augmentation=1.5).overrides() == {"augmentation": (1.5, 1.0)}
+    with pytest.raises(ValueError, match=r"preset\.best\.augmentation\n  Input should be less than or equal to 3"):
+        Hyperparameters.from_values(preset="best", augmentation=3.5)
+    from mnist_pipeline.ml.model.architectures import build_network
+
+    with pytest.raises(ValueError, match=r"augmentation: the 'fast' network has no augmentation to set, found 1\.5"):
+        build_network("fast", 0, 1.5)
+
+
+@pytest.mark.parametrize("preset", ["tutorial", "fast"])
+def test_the_augmentation_flag_with_a_preset_that_does_not_augment_is_refused_before_any_run(preset):
+    import argparse
+
+    from mnist_pipeline.cli.main import _add_hyperparameter_flags, _hyperparameters
+
+    parser = argparse.ArgumentParser()
+    _add_hyperparameter_flags(parser)
+    args = ["--augmentation", "2"] + (["--preset", preset] if preset != "tutorial" else [])
+    with pytest.raises(SystemExit, match=rf"--augmentation: expected --preset best or wide \(whose networks augment "
+                       rf"their training images\), found preset '{preset}'"):  # fmt: skip
+        _hyperparameters(parser.parse_args(args))
+    config = _hyperparameters(parser.parse_args(["--preset", "wide", "--augmentation", "0.5"]))
+    assert config == {"preset": {"wide": {"augmentation": 0.5}}}
+
+
 def test_the_default_preset_is_the_tutorial():
     assert Hyperparameters().resolved() == {
         "preset": "tutorial", "optimizer": "sgd", "learning_rate": 0.01, "schedule": "constant",
@@ -150,14 +206,21 @@ def test_unknown_preset_is_rejected_at_launch(storage_dir):
 VERSIONS_BEFORE_THE_PER_PRESET_CONFIG = [
     ({}, "8b49178be47261a4"),
     ({"preset": "fast"}, "c61704d888edda30"),
-    ({"preset": "best"}, "f8010d51dd8d7dd6"),
     ({"preset": "fast", "epochs": 3}, "c61704d888edda30"),
     ({"epochs": 1, "batch_size": 30}, "2fa9f13deb48a0b7"),
     ({"preset": "fast", "optimizer": "sgd", "learning_rate": 0.2, "epochs": 7, "batch_size": 50, "seed": 3, "validation_fraction": 0.2}, "6550af1f15989eed"),
 ]
 
 
-@pytest.mark.parametrize("values, version", VERSIONS_BEFORE_THE_PER_PRESET_CONFIG)
+# `best` and `wide` store one value more since their augmentation's strength became a hyperparameter
+# (`augmentation`, 1 unless overridden), so best's version moved then, from f8010d51dd8d7dd6; pinned again here.
+VERSIONS_SINCE_THE_AUGMENTATION_STRENGTH = [
+    ({"preset": "best"}, "a09660fccfae139a"),
+    ({"preset": "best", "augmentation": 1.0}, "a09660fccfae139a"),
+]
+
+
+@pytest.mark.parametrize("values, version", VERSIONS_BEFORE_THE_PER_PRESET_CONFIG + VERSIONS_SINCE_THE_AUGMENTATION_STRENGTH)
 def test_the_same_effective_values_keep_their_data_version(values, version):
     assert hyperparameters(context(), Hyperparameters.from_values(**values)).data_version == dg.DataVersion(version)
 

@@ -34,7 +34,7 @@ def sweep(capsys, *args: str) -> tuple[int, str, str]:
         (["--preset", "fast", "--seeds", "one"], "--seeds: expected a seed, a range such as 0-4, or a list such as 0,2,5; found 'one'"),
         (["--preset", "huge", "--seeds", "0"], "--preset: expected one of best, fast, tutorial, wide, found 'huge'"),
         (["--seeds", "0"], "--preset: expected at least one preset, found none"),
-        (["--preset", "fast", "--seeds", "0", "--set", "momentum=0.9"], "--set: expected an override among batch_size, epochs, learning_rate, found 'momentum'"),
+        (["--preset", "fast", "--seeds", "0", "--set", "momentum=0.9"], "--set: expected an override among augmentation, batch_size, epochs, learning_rate, found 'momentum'"),
         (["--preset", "fast", "--seeds", "0", "--set", "learning_rate"], "--set: expected name=value[,value...] such as learning_rate=0.002,0.003; found 'learning_rate'"),
         (["--preset", "fast", "--seeds", "0", "--set", "epochs=two"], "--set epochs: expected an integer, found 'two'"),
         (["--preset", "fast", "--seeds", "0", "--epochs", "2", "--set", "epochs=3"], "--set epochs: expected each override once, found it twice"),
@@ -171,6 +171,20 @@ def test_a_candidate_reads_its_config_by_key_and_a_key_without_one_is_refused(tm
     store.config_path("best-s9").write_text(json.dumps(candidate.as_record()))
     with pytest.raises(CandidateConfigError, match="best-s9.json: expected the config record of candidate 'best-s9', found .*does not match"):
         store.read_config("best-s9")
+
+
+def test_an_augmentation_override_reaches_the_candidates_recipe(tmp_path):
+    """`--set augmentation=2`: kept in the candidate's record, and resolved into the recipe its network is built with."""
+    from mnist_pipeline.defs.experiments.assets import candidate_params
+    from mnist_pipeline.defs.experiments.resources import ExperimentStore
+    from mnist_pipeline.ml.model.candidates import make_candidate
+
+    store = ExperimentStore(root=str(tmp_path / "experiments"))
+    candidate = make_candidate("wide", 1, {"augmentation": 2})
+    store.write_config(candidate)
+    assert candidate_params(store.read_config(candidate.key))["augmentation"] == 2.0
+    assert candidate_params(make_candidate("wide", 1))["augmentation"] == 1.0  # the preset's own
+    assert "augmentation" not in candidate_params(make_candidate("fast", 1))
 
 
 def test_a_damaged_candidate_record_is_reported_not_read(tmp_path):

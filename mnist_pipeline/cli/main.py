@@ -28,7 +28,9 @@ from typing import NoReturn
 
 from mnist_pipeline.cli.process_exit import exit_without_teardown
 
-HYPERPARAMETER_FLAGS = ("preset", "epochs", "batch_size", "learning_rate", "optimizer", "validation_fraction", "seed")
+HYPERPARAMETER_FLAGS = (
+    "preset", "epochs", "batch_size", "learning_rate", "optimizer", "augmentation", "validation_fraction", "seed",
+)
 # The variables that say where a run's history and files are: a command printed for pasting carries those set.
 LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_URL", "MNIST_STORAGE_DIR", "MNIST_CACHE_DIR", "MNIST_DATA_DIR", "MNIST_PIPELINE_ENV")
 
@@ -36,8 +38,16 @@ LOCATION_VARIABLES = ("DAGSTER_HOME", "MNIST_PIPELINE_HOME", "MNIST_STORAGE_URL"
 def _hyperparameters(args: argparse.Namespace) -> dict | None:
     """The `hyperparameters` asset's run config from the flags given; None when no flag is."""
     from mnist_pipeline.defs.model.config import hyperparameters_config
+    from mnist_pipeline.ml.model.presets import AUGMENTING_PRESETS, DEFAULT_PRESET
 
     given = {name: getattr(args, name) for name in HYPERPARAMETER_FLAGS if getattr(args, name) is not None}
+    preset = given.get("preset", DEFAULT_PRESET)
+    if "augmentation" in given and preset not in AUGMENTING_PRESETS:
+        # Refused here: Dagster's own refusal of the unknown config entry ends in a traceback.
+        raise SystemExit(
+            f"--augmentation: expected --preset {' or '.join(AUGMENTING_PRESETS)} (whose networks augment their "
+            f"training images), found preset {preset!r}"
+        )
     return hyperparameters_config(**given) if given else None
 
 
@@ -446,6 +456,11 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, help="default: the preset's")
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, help="default: the preset's")
     parser.add_argument("--optimizer", choices=["sgd", "adam"], help="default: the preset's")
+    parser.add_argument(
+        "--augmentation", type=float,
+        help="best and wide only: the strength of the random rotations and shifts of the training images "
+        "(default 1, their own; 0 turns them off)",
+    )
     parser.add_argument("--validation-fraction", dest="validation_fraction", type=float)
     parser.add_argument("--seed", type=int, help="seed for the initial weights, the validation split and shuffling")
     parser.add_argument("--json", help="also write the metrics and artifact paths to this JSON file")

@@ -28,7 +28,8 @@ def add_parsers(commands: Any) -> None:
     sweep.add_argument("--seeds", required=True, help="seeds: 3, a range 0-4, or a list 0,2,5")
     sweep.add_argument(
         "--set", action="append", dest="overrides", default=[], metavar="NAME=V1[,V2...]",
-        help="override values to sweep: learning_rate, epochs or batch_size; repeat for several",
+        help="override values to sweep: learning_rate, epochs, batch_size, or augmentation (best and wide: "
+        "the strength of their rotations and shifts, 1 their own, 0 to 3); repeat for several",
     )
     sweep.add_argument("--epochs", help="the same as --set epochs=N")
     sweep.add_argument("--parallel", default="1", help="candidates trained at the same time, each in its own process (default 1)")

@@ -70,7 +70,9 @@ def candidate_model(
     code = context.assets_def.code_versions_by_key[context.asset_key]
     data_version = verified_data_version(context.instance, SCALED_MNIST) or dataset_version(scaled_mnist)
     training = training_key(code, params, data_version)
-    compiled = compile_model(build_network(params["preset"], params["seed"]), params["optimizer"], params["learning_rate"])
+    compiled = compile_model(
+        build_network(params["preset"], params["seed"], params.get("augmentation")), params["optimizer"], params["learning_rate"]
+    )
     outcome = train_with_recipe(
         compiled, scaled_mnist, params, checkpoint_dir=training_checkpoints.directory(training), log=context.log.info
     )

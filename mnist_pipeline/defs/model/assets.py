@@ -45,7 +45,9 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
     from mnist_pipeline.ml.model.network import compile_model, summary_text
 
     params = hyperparameters
-    model = compile_model(build_network(params["preset"], params["seed"]), params["optimizer"], params["learning_rate"])
+    model = compile_model(
+        build_network(params["preset"], params["seed"], params.get("augmentation")), params["optimizer"], params["learning_rate"]
+    )
     return dg.Output(
         model,
         data_version=dg.DataVersion(model_version(model)),
@@ -55,6 +57,7 @@ def compiled_model(context: dg.AssetExecutionContext, hyperparameters: dict) -> 
             "layers": dg.MetadataValue.json([layer.__class__.__name__ for layer in model.layers]),
             "optimizer": params["optimizer"],
             "learning_rate": params["learning_rate"],
+            **({"augmentation": params["augmentation"]} if "augmentation" in params else {}),
             "seed": params["seed"],
             "model_summary": dg.MetadataValue.md(f"```\n{summary_text(model)}\n```"),
         },

@@ -33,10 +33,11 @@ from typing import Any, Literal, Optional, Union
 import dagster as dg
 from pydantic import Field, create_model
 
-from mnist_pipeline.ml.model.presets import DEFAULT_PRESET, PRESETS, Preset
+from mnist_pipeline.ml.model.presets import DEFAULT_PRESET, MAX_AUGMENTATION, PRESETS, Preset
 
-# The fields of a preset's recipe, as the command line's flags and `from_values` name them.
-RECIPE_FIELDS = ("optimizer", "learning_rate", "epochs", "batch_size")
+# The fields of a preset's recipe, as the command line's flags and `from_values` name them
+# (augmentation only in the recipes of presets whose network augments its training images).
+RECIPE_FIELDS = ("optimizer", "learning_rate", "epochs", "batch_size", "augmentation")
 
 
 class OptimizerName(str, Enum):  # an Enum, not a Literal: Dagster shows it as a choice in the Launchpad
@@ -45,7 +46,23 @@ class OptimizerName(str, Enum):  # an Enum, not a Literal: Dagster shows it as a
 
 
 def recipe_config(preset: Preset) -> type[dg.Config]:
-    """The run config of one preset's recipe: the same fields and limits for every preset, defaulting to its values."""
+    """The run config of one preset's recipe: the same fields and limits for every preset, defaulting to its values.
+
+    A preset whose network augments its training images has one more field, the augmentation's strength.
+    """
+    augmentation = {}
+    if preset.augmentation is not None:
+        augmentation["augmentation"] = (
+            float,
+            Field(
+                default=preset.augmentation,
+                ge=0.0,
+                le=MAX_AUGMENTATION,
+                allow_inf_nan=False,
+                description="Strength of the random rotations and shifts of the training images, a finite number "
+                f"in [0, {MAX_AUGMENTATION:g}]: 1 is up to 0.03 turns and 10% shifts, 2 doubles both, 0 turns them off.",
+            ),
+        )
     return create_model(
         f"{preset.name.capitalize()}Recipe",
         __base__=dg.Config,
@@ -66,6 +83,7 @@ def recipe_config(preset: Preset) -> type[dg.Config]:
         ),
         epochs=(int, Field(default=preset.epochs, ge=1, le=1000, description="Passes over the training slice.")),
         batch_size=(int, Field(default=preset.batch_size, ge=1, le=60000, description="Images per gradient step.")),
+        **augmentation,
     )
 
 
@@ -101,12 +119,15 @@ class Hyperparameters(dg.Config):
 
     def recipe(self) -> dict[str, Any]:
         """The recipe the model is trained with: the preset's, with any value set under its name."""
-        return {
+        recipe = {
             "optimizer": OptimizerName(self.preset.optimizer).value,
             "learning_rate": self.preset.learning_rate,
             "epochs": self.preset.epochs,
             "batch_size": self.preset.batch_size,
         }
+        if self.chosen_preset().augmentation is not None:
+            recipe["augmentation"] = self.preset.augmentation
+        return recipe
 
     def overrides(self) -> dict[str, tuple[Any, Any]]:
         """Each recipe value that differs from the preset's own: field -> (value, the preset's)."""
@@ -127,6 +148,7 @@ class Hyperparameters(dg.Config):
             "schedule": self.chosen_preset().schedule,
             "epochs": recipe["epochs"],
             "batch_size": recipe["batch_size"],
+            **({"augmentation": recipe["augmentation"]} if "augmentation" in recipe else {}),
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
         }

@@ -1,7 +1,8 @@
 """The network of each preset. Imports Keras: import this module inside asset bodies only.
 
 Built-in layers only, so every model saves and loads as `.keras` with
-safe_mode=True. The augmentation layers of `best` and `wide` are active in training only.
+safe_mode=True. The augmentation layers of `best` and `wide` are active in training only;
+their strength is the recipe's `augmentation` (1 unless overridden).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from mnist_pipeline.ml.data.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.ml.model.network import build_tutorial_model
 from mnist_pipeline.ml.model.presets import PRESETS
 
-# Augmentation of `best`: shifts of up to 10% (about 3 pixels) and rotations of up to 0.03 turns (about 11 degrees).
+# Augmentation of `best` at strength 1: shifts of up to 10% (about 3 pixels) and rotations of up to
+# 0.03 turns (about 11 degrees). Strength s multiplies both.
 SHIFT_FRACTION = 0.1
 ROTATION_FRACTION = 0.03
 
@@ -48,10 +50,13 @@ def conv_block(filters: int, size: int = 3, padding: str = "valid", strides: int
     ]
 
 
-def augmentation(seed: int) -> list[layers.Layer]:
+def augmentation(seed: int, strength: float) -> list[layers.Layer]:
+    """Random rotations and shifts, filling the uncovered corners with black (the background); none at strength 0."""
+    if strength == 0:
+        return []
     return [
-        layers.RandomRotation(ROTATION_FRACTION, fill_mode="constant", seed=seed),
-        layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant", seed=seed),
+        layers.RandomRotation(ROTATION_FRACTION * strength, fill_mode="constant", seed=seed),
+        layers.RandomTranslation(SHIFT_FRACTION * strength, SHIFT_FRACTION * strength, fill_mode="constant", seed=seed),
     ]
 
 
@@ -67,19 +72,22 @@ def classifier_head(seed: int) -> list[layers.Layer]:
     ]
 
 
-def _augmented_network(preset: str, seed: int, body: Callable[[], list[layers.Layer]]) -> keras.Model:
+def _augmented_network(
+    preset: str, seed: int, strength: float, body: Callable[[], list[layers.Layer]]
+) -> keras.Model:
     """Input -> the augmentation -> body -> the classifier head, named after the preset.
 
     The seed is set before any layer exists: layers without a seed of their own take one when created.
     """
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
-        [keras.Input(shape=IMAGE_SHAPE), layers.Reshape((*IMAGE_SHAPE, 1)), *augmentation(seed), *body(), *classifier_head(seed)],
+        [keras.Input(shape=IMAGE_SHAPE), layers.Reshape((*IMAGE_SHAPE, 1)), *augmentation(seed, strength),
+         *body(), *classifier_head(seed)],  # fmt: skip
         name=PRESETS[preset].network_name,
     )
 
 
-def build_best_model(seed: int) -> keras.Model:
+def build_best_model(seed: int, augmentation: float = 1.0) -> keras.Model:
     """Random rotation and shift -> 2x Conv2D(32) -> MaxPool -> 2x Conv2D(64) -> MaxPool -> Dense(128) -> Dense(10).
 
     Every convolution and the Dense(128) are followed by batch normalisation; dropout before the output.
@@ -87,12 +95,13 @@ def build_best_model(seed: int) -> keras.Model:
     return _augmented_network(
         "best",
         seed,
+        augmentation,
         lambda: [*conv_block(32), *conv_block(32), layers.MaxPooling2D((2, 2)),
                  *conv_block(64), *conv_block(64), layers.MaxPooling2D((2, 2))],  # fmt: skip
     )
 
 
-def build_wide_model(seed: int) -> keras.Model:
+def build_wide_model(seed: int, augmentation: float = 1.0) -> keras.Model:
     """Random rotation and shift -> Conv2D(32, 5x5) -> MaxPool -> Conv2D(64, 5x5) -> MaxPool -> Conv2D(128, 3x3) -> Dense(128) -> Dense(10).
 
     `best`'s augmentation and classifier head, with fewer, wider convolutions: the 5x5 ones pad their
@@ -103,13 +112,16 @@ def build_wide_model(seed: int) -> keras.Model:
     return _augmented_network(
         "wide",
         seed,
+        augmentation,
         lambda: [*conv_block(32, size=5, padding="same"), layers.MaxPooling2D((2, 2)),
                  *conv_block(64, size=5, padding="same"), layers.MaxPooling2D((2, 2)),
                  *conv_block(128)],  # fmt: skip
     )
 
 
-BUILDERS: dict[str, Callable[[int], keras.Model]] = {
+# Builders of networks without augmentation take the seed; those with it (PRESETS[name].augmentation
+# is not None) take the seed and the augmentation's strength.
+BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "tutorial": build_tutorial_model,
     "fast": build_fast_model,
     "best": build_best_model,
@@ -117,5 +129,10 @@ BUILDERS: dict[str, Callable[[int], keras.Model]] = {
 }
 
 
-def build_network(preset: str, seed: int) -> keras.Model:
-    return BUILDERS[preset](seed)
+def build_network(preset: str, seed: int, augmentation: float | None = None) -> keras.Model:
+    """The preset's network; `augmentation` (the recipe's, model/config.py) defaults to the preset's own strength."""
+    if PRESETS[preset].augmentation is None:
+        if augmentation is not None:
+            raise ValueError(f"augmentation: the {preset!r} network has no augmentation to set, found {augmentation}")
+        return BUILDERS[preset](seed)
+    return BUILDERS[preset](seed, PRESETS[preset].augmentation if augmentation is None else augmentation)

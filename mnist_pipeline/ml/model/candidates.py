@@ -23,14 +23,17 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mnist_pipeline.ml.model.presets import PRESETS
+from mnist_pipeline.ml.model.presets import AUGMENTING_PRESETS, MAX_AUGMENTATION, PRESETS
 
 # override name -> (short name used in the key, type of its values)
 OVERRIDES: dict[str, tuple[str, type]] = {
     "learning_rate": ("lr", float),
     "epochs": ("ep", int),
     "batch_size": ("bs", int),
+    "augmentation": ("aug", float),  # only for the presets whose network augments (AUGMENTING_PRESETS)
 }
+# The values an override may take where "positive" is not the rule: (lowest, highest), both allowed.
+OVERRIDE_RANGES: dict[str, tuple[float, float]] = {"augmentation": (0.0, MAX_AUGMENTATION)}
 
 # Every candidate holds out the same validation images (whatever its training seed), so validation scores
 # rank candidates on equal terms and the champion's ensemble is judged on images none of its members saw.
@@ -93,6 +96,11 @@ def make_candidate(preset: str, seed: int, overrides: dict[str, float | int] | N
         raise SweepSpecError(
             f"--set: expected an override among {', '.join(sorted(OVERRIDES))}, found {unknown[0]!r}"
         )
+    if "augmentation" in (overrides or {}) and preset not in AUGMENTING_PRESETS:
+        raise SweepSpecError(
+            f"--set augmentation: expected presets whose network augments its training images "
+            f"({', '.join(AUGMENTING_PRESETS)}), found {preset!r}"
+        )
     normalized = tuple(sorted((name, OVERRIDES[name][1](value)) for name, value in (overrides or {}).items()))
     return Candidate(preset=preset, seed=seed, overrides=normalized)
 
@@ -135,7 +143,11 @@ def parse_override(text: str) -> tuple[str, list[float | int]]:
             raise SweepSpecError(
                 f"--set {name}: expected {'an integer' if kind is int else 'a number'}, found {raw.strip()!r}"
             ) from None
-        if value <= 0:
+        if name in OVERRIDE_RANGES:
+            low, high = OVERRIDE_RANGES[name]
+            if not low <= value <= high:
+                raise SweepSpecError(f"--set {name}: expected a number from {low:g} to {high:g}, found {raw.strip()!r}")
+        elif not value > 0:  # `not >`: NaN is refused too
             raise SweepSpecError(f"--set {name}: expected a positive value, found {raw.strip()!r}")
         parsed.append(value)
     return name, parsed

@@ -30,6 +30,9 @@ class Preset:
     schedule: ScheduleName  # constant, or cosine decay to 0 over all training steps
     epochs: int
     batch_size: int
+    # The strength of the random rotations and shifts of the training images, where the network has them
+    # (model/architectures.py): 1 is best's, 0 turns them off. None: the network has no augmentation.
+    augmentation: float | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -66,6 +69,7 @@ PRESETS: dict[str, Preset] = {
             schedule="cosine",
             epochs=15,
             batch_size=120,
+            augmentation=1.0,
         ),
         Preset(
             name="wide",
@@ -77,9 +81,12 @@ PRESETS: dict[str, Preset] = {
             schedule="cosine",
             epochs=5,
             batch_size=120,
+            augmentation=1.0,
         ),
     )
 }
 
 DEFAULT_PRESET = "tutorial"
+MAX_AUGMENTATION = 3.0  # three times best's: rotations of up to 0.09 turns (32 degrees), shifts of up to 30%
+AUGMENTING_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.augmentation is not None)
 
