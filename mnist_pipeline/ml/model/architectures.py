@@ -87,7 +87,7 @@ def _augmented_network(
     )
 
 
-def build_best_model(seed: int, augmentation: float = 1.0) -> keras.Model:
+def build_best_model(seed: int, augmentation: float) -> keras.Model:
     """Random rotation and shift -> 2x Conv2D(32) -> MaxPool -> 2x Conv2D(64) -> MaxPool -> Dense(128) -> Dense(10).
 
     Every convolution and the Dense(128) are followed by batch normalisation; dropout before the output.
@@ -101,7 +101,7 @@ def build_best_model(seed: int, augmentation: float = 1.0) -> keras.Model:
     )
 
 
-def build_wide_model(seed: int, augmentation: float = 1.0) -> keras.Model:
+def build_wide_model(seed: int, augmentation: float) -> keras.Model:
     """Random rotation and shift -> Conv2D(32, 5x5) -> MaxPool -> Conv2D(64, 5x5) -> MaxPool -> Conv2D(128, 3x3) -> Dense(128) -> Dense(10).
 
     `best`'s augmentation and classifier head, with fewer, wider convolutions: the 5x5 ones pad their
