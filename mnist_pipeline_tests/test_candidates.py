@@ -7,6 +7,7 @@ import re
 import pytest
 
 from mnist_pipeline.ml.model.candidates import (
+    OVERRIDES,
     Candidate,
     SweepSpecError,
     expand_grid,
@@ -14,6 +15,7 @@ from mnist_pipeline.ml.model.candidates import (
     parse_override,
     parse_seeds,
 )
+from mnist_pipeline.ml.model.presets import RECIPE_LIMITS
 
 
 @pytest.mark.parametrize(
@@ -107,16 +109,36 @@ def test_augmentation_is_an_override_of_the_presets_that_augment_only():
         ("learning_rate", r"--set: expected name=value\[,value\.\.\.\] .*; found 'learning_rate'"),
         ("epochs=2.5", r"--set epochs: expected an integer, found '2\.5'"),
         ("learning_rate=fast", r"--set learning_rate: expected a number, found 'fast'"),
-        ("batch_size=0", r"--set batch_size: expected a positive value, found '0'"),
-        ("learning_rate=nan", r"--set learning_rate: expected a positive value, found 'nan'"),
-        ("augmentation=1,-0.5", r"--set augmentation: expected a number from 0 to 3, found '-0\.5'"),
-        ("augmentation=3.5", r"--set augmentation: expected a number from 0 to 3, found '3\.5'"),
-        ("augmentation=nan", r"--set augmentation: expected a number from 0 to 3, found 'nan'"),
+        ("batch_size=0", r"--set batch_size: expected a number in \[1, 60000\], found '0'"),
+        ("learning_rate=nan", r"--set learning_rate: expected a number in \(0, 10\], found 'nan'"),
+        ("learning_rate=0.01,20", r"--set learning_rate: expected a number in \(0, 10\], found '20'"),
+        ("epochs=1001", r"--set epochs: expected a number in \[1, 1000\], found '1001'"),
+        ("augmentation=1,-0.5", r"--set augmentation: expected a number in \[0, 3\], found '-0\.5'"),
+        ("augmentation=3.5", r"--set augmentation: expected a number in \[0, 3\], found '3\.5'"),
+        ("augmentation=nan", r"--set augmentation: expected a number in \[0, 3\], found 'nan'"),
     ],
 )
 def test_bad_overrides_name_the_flag(text, message):
     with pytest.raises(SweepSpecError, match=message):
         parse_override(text)
+
+
+@pytest.mark.parametrize("field", sorted(RECIPE_LIMITS))
+def test_a_sweep_refuses_at_parse_exactly_what_the_run_config_refuses(field):
+    """One definition of each field's limits (presets.RECIPE_LIMITS): the edges pass both checks, values past them neither."""
+    from mnist_pipeline.defs.model.config import Hyperparameters
+
+    limits = RECIPE_LIMITS[field]
+    kind = OVERRIDES[field][1]
+    lowest = kind(limits.low) if not limits.low_excluded else limits.low + 1e-6
+    for allowed in (lowest, kind(limits.high)):
+        assert parse_override(f"{field}={allowed}") == (field, [allowed])
+        Hyperparameters.from_values(preset="best", **{field: allowed})
+    for refused in (kind(limits.low) - 1 if not limits.low_excluded else limits.low, kind(limits.high) + 1):
+        with pytest.raises(SweepSpecError, match=rf"--set {field}: expected a number in "):
+            parse_override(f"{field}={refused}")
+        with pytest.raises(Exception, match=field):  # pydantic's error, naming the field
+            Hyperparameters.from_values(preset="best", **{field: refused})
 
 
 def test_unknown_preset_names_the_flag():

@@ -33,11 +33,17 @@ from typing import Any, Literal, Optional, Union
 import dagster as dg
 from pydantic import Field, create_model
 
-from mnist_pipeline.ml.model.presets import DEFAULT_PRESET, MAX_AUGMENTATION, PRESETS, Preset
+from mnist_pipeline.ml.model.presets import DEFAULT_PRESET, PRESETS, RECIPE_LIMITS, Preset
 
 # The fields of a preset's recipe, as the command line's flags and `from_values` name them
 # (augmentation only in the recipes of presets whose network augments its training images).
 RECIPE_FIELDS = ("optimizer", "learning_rate", "epochs", "batch_size", "augmentation")
+
+
+def limited(field: str) -> dict[str, float]:
+    """The pydantic bounds of a recipe field, from its one definition (RECIPE_LIMITS)."""
+    limits = RECIPE_LIMITS[field]
+    return {"gt" if limits.low_excluded else "ge": limits.low, "le": limits.high}
 
 
 class OptimizerName(str, Enum):  # an Enum, not a Literal: Dagster shows it as a choice in the Launchpad
@@ -56,11 +62,11 @@ def recipe_config(preset: Preset) -> type[dg.Config]:
             float,
             Field(
                 default=preset.augmentation,
-                ge=0.0,
-                le=MAX_AUGMENTATION,
+                **limited("augmentation"),
                 allow_inf_nan=False,
                 description="Strength of the random rotations and shifts of the training images, a finite number "
-                f"in [0, {MAX_AUGMENTATION:g}]: 1 is up to 0.03 turns and 10% shifts, 2 doubles both, 0 turns them off.",
+                f"in {RECIPE_LIMITS['augmentation'].describe()}: 1 is up to 0.03 turns and 10% shifts, 2 doubles both, "
+                "0 turns them off.",
             ),
         )
     return create_model(
@@ -74,15 +80,14 @@ def recipe_config(preset: Preset) -> type[dg.Config]:
             float,
             Field(
                 default=preset.learning_rate,
-                gt=0.0,
-                le=10.0,
+                **limited("learning_rate"),
                 allow_inf_nan=False,
-                description="Learning rate, a finite number in (0, 10]"
+                description=f"Learning rate, a finite number in {RECIPE_LIMITS['learning_rate'].describe()}"
                 + ("; the starting rate of the cosine schedule." if preset.schedule == "cosine" else "."),
             ),
         ),
-        epochs=(int, Field(default=preset.epochs, ge=1, le=1000, description="Passes over the training slice.")),
-        batch_size=(int, Field(default=preset.batch_size, ge=1, le=60000, description="Images per gradient step.")),
+        epochs=(int, Field(default=preset.epochs, **limited("epochs"), description="Passes over the training slice.")),
+        batch_size=(int, Field(default=preset.batch_size, **limited("batch_size"), description="Images per gradient step.")),
         **augmentation,
     )
 

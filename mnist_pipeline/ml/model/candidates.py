@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mnist_pipeline.ml.model.presets import AUGMENTING_PRESETS, MAX_AUGMENTATION, PRESETS
+from mnist_pipeline.ml.model.presets import AUGMENTING_PRESETS, PRESETS, RECIPE_LIMITS
 
 # override name -> (short name used in the key, type of its values)
 OVERRIDES: dict[str, tuple[str, type]] = {
@@ -32,8 +32,6 @@ OVERRIDES: dict[str, tuple[str, type]] = {
     "batch_size": ("bs", int),
     "augmentation": ("aug", float),  # only for the presets whose network augments (AUGMENTING_PRESETS)
 }
-# The values an override may take where "positive" is not the rule: (lowest, highest), both allowed.
-OVERRIDE_RANGES: dict[str, tuple[float, float]] = {"augmentation": (0.0, MAX_AUGMENTATION)}
 
 # Every candidate holds out the same validation images (whatever its training seed), so validation scores
 # rank candidates on equal terms and the champion's ensemble is judged on images none of its members saw.
@@ -143,12 +141,9 @@ def parse_override(text: str) -> tuple[str, list[float | int]]:
             raise SweepSpecError(
                 f"--set {name}: expected {'an integer' if kind is int else 'a number'}, found {raw.strip()!r}"
             ) from None
-        if name in OVERRIDE_RANGES:
-            low, high = OVERRIDE_RANGES[name]
-            if not low <= value <= high:
-                raise SweepSpecError(f"--set {name}: expected a number from {low:g} to {high:g}, found {raw.strip()!r}")
-        elif not value > 0:  # `not >`: NaN is refused too
-            raise SweepSpecError(f"--set {name}: expected a positive value, found {raw.strip()!r}")
+        limits = RECIPE_LIMITS[name]  # the run config's limits too (model/config.py): refused here, before any run
+        if not limits.allows(value):
+            raise SweepSpecError(f"--set {name}: expected a number in {limits.describe()}, found {raw.strip()!r}")
         parsed.append(value)
     return name, parsed
 

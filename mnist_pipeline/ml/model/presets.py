@@ -90,3 +90,29 @@ DEFAULT_PRESET = "tutorial"
 MAX_AUGMENTATION = 3.0  # three times best's: rotations of up to 0.09 turns (32 degrees), shifts of up to 30%
 AUGMENTING_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.augmentation is not None)
 
+
+@dataclass(frozen=True)
+class Limits:
+    """The values a recipe field may take: from `low` (itself allowed unless `low_excluded`) to `high`."""
+
+    low: float
+    high: float
+    low_excluded: bool = False
+
+    def allows(self, value: float) -> bool:
+        above = value > self.low if self.low_excluded else value >= self.low
+        return above and value <= self.high  # False for NaN
+
+    def describe(self) -> str:
+        return f"{'(' if self.low_excluded else '['}{self.low:g}, {self.high:g}]"
+
+
+# The limits of each numeric recipe field, wherever a value comes from: the run config (model/config.py)
+# and a sweep's --set (model/candidates.py) both check these.
+RECIPE_LIMITS: dict[str, Limits] = {
+    "learning_rate": Limits(0.0, 10.0, low_excluded=True),
+    "epochs": Limits(1, 1000),
+    "batch_size": Limits(1, 60000),
+    "augmentation": Limits(0.0, MAX_AUGMENTATION),
+}
+
