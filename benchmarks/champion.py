@@ -93,6 +93,26 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
+def rule_on_validation(work: Path, board: list[dict], champion: dict) -> tuple[int, dict[int, float]]:
+    """The k today's rule (ml/model/ensemble.py) chooses for a sweep done, and each smaller k's McNemar p against
+    the largest, from the weighed candidates' predictions of the validation images they all held out:
+    for a sweep whose champion an earlier rule chose (--report)."""
+    import numpy as np
+
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.ml.model.ensemble import choose_size, correct_by_size, mcnemar_against_largest, shared_validation_indices
+    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
+
+    data = load_npz_memory_mapped(work / "home" / "storage" / "scaled_mnist.npz")
+    weighed = board[: len(champion["validation_accuracy_by_size"])]
+    registry = work / "home" / "storage" / "model_registry"
+    recipes = [json.loads((registry / row["model_version"] / "manifest.json").read_text())["hyperparameters"] for row in weighed]
+    held_out = shared_validation_indices(len(data["train_labels"]), recipes)
+    images, labels = np.asarray(data["train_images"])[held_out], np.asarray(data["train_labels"])[held_out]
+    correct = correct_by_size([predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed], labels)
+    return choose_size(correct), {k: test.p_value for k, test in mcnemar_against_largest(correct).items()}
+
+
 def figures_on_test(work: Path, board: list[dict], champion: dict) -> tuple[dict[int, float], dict[str, int], int]:
     """On the test images, for the candidates the champion weighed (leaderboard order): the accuracy
     of the mean of the top k for each k, the digits they share as errors, and how many they are.
@@ -127,12 +147,19 @@ def shared_test_errors(member_probabilities, labels) -> dict[str, int]:
     }
 
 
-def print_by_size(champion: dict, test_by_size: dict[int, float]) -> None:
+def print_by_size(champion: dict, test_by_size: dict[int, float], p_values: dict[int, float] | None = None) -> None:
+    """The top-k table: validation, McNemar's p of each k against the largest on validation (what chooses k:
+    the champion's record, else `p_values` recomputed), and test (for the record)."""
     validation_by_size = {int(size): value for size, value in champion["validation_accuracy_by_size"].items()}
+    recorded = champion.get("p_value_against_largest_by_size")
+    p_values = {int(size): value for size, value in recorded.items()} if recorded is not None else p_values
     print("\nThe mean of the top k candidates (k is chosen on validation; test is for the record):")
     print("| k | " + " | ".join(str(size) for size in test_by_size) + " |")
     print("|---|" + "---|" * len(test_by_size))
     print("| validation | " + " | ".join(f"{validation_by_size[size]:.2%}" for size in test_by_size) + " |")
+    if p_values is not None:
+        print(f"| validation, p against k = {max(test_by_size)} | "
+              + " | ".join(f"{p_values[size]:.2f}" if size in p_values else "" for size in test_by_size) + " |")
     print("| test | " + " | ".join(f"{accuracy:.2%}" for accuracy in test_by_size.values()) + " |")
 
 
@@ -164,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
         test_by_size, errors, weighed = figures_on_test(args.report, board, champion)
-        print_by_size(champion, test_by_size)
+        size, p_values = rule_on_validation(args.report, board, champion)
+        print_by_size(champion, test_by_size, p_values)
+        print(f"k by today's rule: {size}, test {test_by_size[size]:.2%} (the champion's: {champion['size']}, test {champion['test_accuracy']:.2%})")
         print_shared_errors(errors, weighed)
         return 0
     if args.seeds is None:

@@ -414,6 +414,17 @@ def test_champion_benchmark_tabulates_each_k_on_validation_and_test(champion_ben
     ]
 
 
+def test_champion_benchmark_shows_each_smaller_k_s_p_value_against_the_largest(champion_benchmark, capsys):
+    champion = {"validation_accuracy_by_size": {"1": 0.9942, "2": 0.994, "3": 0.99383},
+                "p_value_against_largest_by_size": {"1": 0.0412, "2": 0.63}}  # fmt: skip
+    champion_benchmark.print_by_size(champion, {1: 0.9948, 2: 0.995, 3: 0.9953})
+    assert capsys.readouterr().out.strip().splitlines()[-2] == "| validation, p against k = 3 | 0.04 | 0.63 |  |"
+    # A record from before the rule (no p-values in it): the p-values recomputed by --report.
+    del champion["p_value_against_largest_by_size"]
+    champion_benchmark.print_by_size(champion, {1: 0.9948, 2: 0.995, 3: 0.9953}, {1: 0.5, 2: 1.0})
+    assert capsys.readouterr().out.strip().splitlines()[-2] == "| validation, p against k = 3 | 0.50 | 1.00 |  |"
+
+
 def test_champion_benchmark_counts_the_test_digits_its_candidates_share_as_errors(champion_benchmark, capsys):
     import numpy as np
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.ml.model.architectures import build_fast_model
-from mnist_pipeline.ml.model.ensemble import accuracy_by_size, build_ensemble, choose_size, shared_validation_indices
+from mnist_pipeline.ml.model.ensemble import (
+    accuracy_by_size, build_ensemble, choose_size, correct_by_size, shared_validation_indices, mcnemar_against_largest,
+)
 from mnist_pipeline.ml.model.split import recipe_validation_split, validation_split
 
 
@@ -24,17 +26,47 @@ def test_accuracy_of_the_mean_of_the_first_k_members():
     assert accuracy_by_size([first, second, third], labels) == {1: 0.5, 2: 0.75, 3: 0.5}
 
 
+IMAGES = 200
+LARGEST = np.arange(IMAGES) >= 20  # the largest k misses images 0..19
+
+
+def against_largest(only_this_right: int, only_largest_right: int) -> np.ndarray:
+    """A smaller k's right answers: the largest's, plus some it misses (from image 0), minus some it gets (from image 100)."""
+    right = LARGEST.copy()
+    right[:only_this_right] = True
+    right[100 : 100 + only_largest_right] = False
+    return right
+
+
 @pytest.mark.parametrize(
-    "accuracies, chosen",
+    "smaller, chosen",
     [
-        ({1: 0.99, 2: 0.995, 3: 0.994}, 2),
-        ({1: 0.99, 2: 0.99, 3: 0.99}, 1),  # a tie goes to fewer models
-        ({1: 0.98, 2: 0.99, 3: 0.99, 4: 0.991}, 4),
-        ({1: 0.99}, 1),
+        ({}, 1),  # one member: itself
+        ({1: (0, 0), 2: (0, 0)}, 3),  # equally accurate: the mean of all
+        ({1: (3, 1), 2: (2, 0)}, 3),  # 2 images better: chance explains it (p = 0.63, 0.5)
+        ({1: (15, 1), 2: (3, 1)}, 1),  # the best alone is better beyond chance (p < 0.001)
+        ({1: (12, 0), 2: (14, 2)}, 1),  # both better by 12 images beyond chance: the smaller
+        ({1: (14, 2), 2: (16, 1)}, 2),  # both better beyond chance: the more accurate
+        ({1: (0, 15), 2: (1, 0)}, 3),  # k=1 worse beyond chance, k=2 better by one image: the mean of all
     ],
 )
-def test_choose_size_takes_the_best_validation_accuracy_and_the_smaller_k_on_a_tie(accuracies, chosen):
-    assert choose_size(accuracies) == chosen
+def test_choose_size_keeps_the_largest_k_unless_a_smaller_one_is_more_accurate_beyond_chance(smaller, chosen):
+    correct = {k: against_largest(*counts) for k, counts in smaller.items()} | {len(smaller) + 1: LARGEST}
+    assert choose_size(correct) == chosen
+
+
+def test_each_smaller_k_is_tested_against_the_largest_on_the_images_exactly_one_gets_right():
+    tests = mcnemar_against_largest({1: against_largest(15, 1), 2: against_largest(3, 1), 3: LARGEST})
+    assert sorted(tests) == [1, 2]
+    assert (tests[1].only_a_right, tests[1].only_b_right, tests[2].only_a_right, tests[2].only_b_right) == (15, 1, 3, 1)
+    assert tests[1].p_value == pytest.approx(17 * 2 / 2**16) and not tests[2].significant  # 2 * (1 + 16) / 2^16
+
+
+def test_correct_by_size_marks_each_image_the_mean_of_the_first_k_gets_right():
+    labels = np.array([0, 1, 2, 0])
+    first, second = one_hot([0, 1, 1, 1], confidence=0.6), one_hot([0, 2, 2, 0], confidence=0.9)
+    correct = correct_by_size([first, second], labels)
+    assert correct[1].tolist() == [True, True, False, False] and correct[2].tolist() == [True, False, True, True]
 
 
 def test_no_members_is_an_error():

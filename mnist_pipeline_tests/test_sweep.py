@@ -105,7 +105,11 @@ def test_a_sweep_trains_each_candidate_once_registers_it_and_ranks_by_validation
     # mean of the top 1 is the top candidate's own last-epoch validation accuracy, as Keras measured it.
     champion = resources_for_env()["json_io_manager"].read(dg.AssetKey("champion_model"))
     assert champion["validation_accuracy_by_size"]["1"] == pytest.approx(board[0]["validation_accuracy"], abs=1e-6)
-    assert champion["validation_accuracy"] == max(champion["validation_accuracy_by_size"].values())
+    # k: the largest (both), unless the best alone is more accurate beyond chance (McNemar, p < 0.05).
+    by_size, p_values = champion["validation_accuracy_by_size"], champion["p_value_against_largest_by_size"]
+    assert sorted(by_size) == ["1", "2"] and sorted(p_values) == ["1"]
+    assert champion["size"] == (1 if p_values["1"] < 0.05 and by_size["1"] > by_size["2"] else 2)
+    assert champion["validation_accuracy"] == by_size[str(champion["size"])]
     assert champion["members"] == [row["candidate"] for row in board][: champion["size"]]
     assert champion["best_candidate_test_accuracy"] == pytest.approx(board[0]["test_accuracy"])
     assert f"Champion {champion['model_version']}: " in out

@@ -30,11 +30,14 @@ def champion_model(
     candidate_evaluation: dict,
     scaled_mnist: DigitDataset,
 ) -> dg.Output[dict]:
-    """The best candidate by validation accuracy, or the mean of the top k candidates' probabilities when that is better on validation."""
+    """The mean of the top k candidates' class probabilities, k chosen on validation (ml/model/ensemble.py): the
+    largest (up to 10), unless a smaller k, the best candidate alone included, is more accurate beyond chance."""
     from mnist_pipeline.ml.content_versions import model_version
     from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilities
     from mnist_pipeline.ml.evaluation.leaderboard import build_leaderboard
-    from mnist_pipeline.ml.model.ensemble import MAX_MEMBERS, accuracy_by_size, build_ensemble, choose_size, shared_validation_indices
+    from mnist_pipeline.ml.model.ensemble import (
+        MAX_MEMBERS, build_ensemble, choose_size, correct_by_size, shared_validation_indices, mcnemar_against_largest,
+    )
 
     if not candidate_evaluation:
         raise NoCandidatesError(
@@ -49,12 +52,16 @@ def champion_model(
 
     held_out = shared_validation_indices(scaled_mnist.num_train, [candidate_model[key]["params"] for key in top])
     images, labels = scaled_mnist.train_images[held_out], scaled_mnist.train_labels[held_out]
-    by_size = accuracy_by_size([predict_probabilities(member, images) for member in members], labels)
-    size = choose_size(by_size)
+    correct = correct_by_size([predict_probabilities(member, images) for member in members], labels)
+    by_size = {k: float(right.mean()) for k, right in correct.items()}
+    p_values = {k: test.p_value for k, test in mcnemar_against_largest(correct).items()}
+    size = choose_size(correct)
     context.log.info(
-        f"Validation accuracy of the mean of the top k candidates, on {len(held_out)} images none of them trained on: "
-        + ", ".join(f"k={k} {accuracy:.4f}" for k, accuracy in by_size.items())
-        + f"; chosen k={size}"
+        f"Validation accuracy of the mean of the top k candidates, on {len(held_out)} images none of them trained on "
+        "(McNemar's p against the largest k in brackets): "
+        + ", ".join(f"k={k} {accuracy:.4f}" + (f" (p={p_values[k]:.2f})" if k in p_values else "") for k, accuracy in by_size.items())
+        + f"; chosen k={size}: "
+        + ("the largest, no smaller k more accurate beyond chance (p < 0.05)" if size == max(correct) else "more accurate than the largest beyond chance")
     )
     best = candidate_evaluation[top[0]]
     if size == 1:
@@ -87,6 +94,7 @@ def champion_model(
         "size": size,
         "validation_accuracy": by_size[size],
         "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
+        "p_value_against_largest_by_size": {str(k): p_value for k, p_value in p_values.items()},
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "best_candidate": top[0],
@@ -105,6 +113,9 @@ def champion_model(
             "size": size,
             "validation_accuracy": rounded(record["validation_accuracy"]),
             "validation_accuracy_by_size": dg.MetadataValue.json({k: rounded(v) for k, v in record["validation_accuracy_by_size"].items()}),
+            "p_value_against_largest_by_size": dg.MetadataValue.json(
+                {k: rounded(v) for k, v in record["p_value_against_largest_by_size"].items()}
+            ),
             "test_accuracy": rounded(test_accuracy),
             "test_loss": rounded(test_loss),
             "best_candidate_test_accuracy": rounded(record["best_candidate_test_accuracy"]),

@@ -18,7 +18,8 @@ leaderboard_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(assets.leaderboard, champion.champion_model),
     description=(
         "Rank every evaluated sweep candidate by validation accuracy (the table and plot are in its metadata), "
-        "and choose the champion: the best candidate, or the mean of the best k when that is better on validation."
+        "and choose the champion: the mean of the best k candidates, k the largest (up to 10) unless a smaller k "
+        "(the best candidate alone included) is more accurate on validation beyond chance."
     ),
 )
 

@@ -2,9 +2,19 @@
 
     members, ranked by validation accuracy (the leaderboard's order)
     -> class probabilities of each on the validation images none of them trained on
-    -> validation accuracy of the mean of the top 1, 2, ... MAX_MEMBERS
-    -> k: the best of those (ties go to the smaller k: fewer models to run)
+    -> validation accuracy of the mean of the top 1, 2, ... up to MAX_MEMBERS (the largest k)
+    -> k: the largest, unless a smaller k is more accurate beyond chance (McNemar's exact test
+       against the largest, p < 0.05): then the most accurate of those (on a tie, the smaller)
     -> one Keras model: the k networks side by side, then Average
+
+Why the largest k unless the validation images say otherwise: averaging more
+members of about equal skill lowers the variance of the prediction, while the
+differences between the k on 6,000 validation images are a few images, which
+chance explains (BENCHMARKS.md, *The champion of a sweep*). Taking the single
+highest of those scores picks the one that chance raised most, and the member
+ranked first by the very images that score it is the most favoured of all. A
+smaller k has to win by more than chance; McNemar's test on the paired
+predictions is the same one `models compare` uses (ml/evaluation/comparison.py).
 
 Chosen on validation only, like the leaderboard: the test images are for
 reporting what the chosen model does, never for choosing it. The saved model
@@ -22,11 +32,13 @@ import keras
 import numpy as np
 
 from mnist_pipeline.ml.data.dataset import IMAGE_SHAPE
+from mnist_pipeline.ml.evaluation.comparison import McNemar, mcnemar_exact
 from mnist_pipeline.ml.model.network import compile_model
 from mnist_pipeline.ml.model.split import recipe_validation_split
 
 # The most members a champion may average (k itself is chosen on validation): each member adds its full
-# prediction cost, so the cap bounds what serving the champion costs (BENCHMARKS.md: its predict time).
+# prediction cost, so the cap bounds what serving the champion costs (BENCHMARKS.md: its predict time;
+# the mean of 6 took 10.3 s for the 10,000 test images here, one network 2.6 s).
 MAX_MEMBERS = 10
 # The optimizer a saved model is compiled with (Keras's evaluate needs a compiled model); it is never trained.
 UNUSED_OPTIMIZER = ("sgd", 0.01)
@@ -50,21 +62,38 @@ def shared_validation_indices(num_train: int, members: Sequence[dict]) -> np.nda
     return shared
 
 
-def accuracy_by_size(member_probabilities: Sequence[np.ndarray], labels: np.ndarray) -> dict[int, float]:
-    """Accuracy of the mean probabilities of the first k members, for k = 1 .. len(members)."""
+def correct_by_size(member_probabilities: Sequence[np.ndarray], labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Which images the mean probabilities of the first k members get right, for k = 1 .. len(members)."""
     if not member_probabilities:
         raise ValueError("expected at least one member's probabilities, found none")
     total = np.zeros_like(np.asarray(member_probabilities[0], dtype=np.float64))
-    accuracies = {}
+    correct = {}
     for k, probabilities in enumerate(member_probabilities, start=1):
         total += probabilities
-        accuracies[k] = float(np.mean(total.argmax(axis=1) == labels))  # the mean's argmax is the sum's
-    return accuracies
+        correct[k] = total.argmax(axis=1) == labels  # the mean's argmax is the sum's
+    return correct
 
 
-def choose_size(accuracies: dict[int, float]) -> int:
-    """The k with the best validation accuracy; on a tie, the smallest."""
-    return min(accuracies, key=lambda k: (-accuracies[k], k))
+def accuracy_by_size(member_probabilities: Sequence[np.ndarray], labels: np.ndarray) -> dict[int, float]:
+    """Accuracy of the mean probabilities of the first k members, for k = 1 .. len(members)."""
+    return {k: float(np.mean(right)) for k, right in correct_by_size(member_probabilities, labels).items()}
+
+
+def mcnemar_against_largest(correct: dict[int, np.ndarray]) -> dict[int, McNemar]:
+    """McNemar's exact test of each smaller k against the largest, on the images exactly one of the two gets right
+    (only_a_right: the smaller k's, only_b_right: the largest's)."""
+    largest = correct[max(correct)]
+    return {k: mcnemar_exact(int((right & ~largest).sum()), int((largest & ~right).sum()))
+            for k, right in correct.items() if k < max(correct)}  # fmt: skip
+
+
+def choose_size(correct: dict[int, np.ndarray]) -> int:
+    """The largest k, unless smaller ones are more accurate beyond chance: then the most accurate of those, the
+    smaller on a tie."""
+    better = {k: test.only_a_right - test.only_b_right
+              for k, test in mcnemar_against_largest(correct).items()
+              if test.significant and test.only_a_right > test.only_b_right}  # fmt: skip
+    return min(better, key=lambda k: (-better[k], k)) if better else max(correct)
 
 
 def build_ensemble(members: Sequence[keras.Model], name: str = "champion") -> keras.Model:
