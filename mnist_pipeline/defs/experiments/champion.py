@@ -36,7 +36,7 @@ def champion_model(
     from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilities
     from mnist_pipeline.ml.evaluation.leaderboard import build_leaderboard
     from mnist_pipeline.ml.model.ensemble import (
-        MAX_MEMBERS, build_ensemble, choose_size, correct_by_size, shared_validation_indices, mcnemar_against_largest,
+        MAX_MEMBERS, build_ensemble, choose_size, correct_by_size, mcnemar_against_largest, shared_validation_indices,
     )
 
     if not candidate_evaluation:
