@@ -76,7 +76,15 @@ def champion_model(
         lineage = {
             "run_id": context.run_id,
             "champion_of": [{"candidate": key, "model_version": v} for key, v in zip(top[:size], versions[:size])],
+            # Every registered version has its hyperparameters (the registry refuses a manifest without them):
+            # a mean's are the way it combines its members, and each member's own recipe.
+            "hyperparameters": {
+                "ensemble": "mean of class probabilities",
+                "size": size,
+                "members": [candidate_model[key]["params"] for key in top[:size]],
+            },
             "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
+            "p_value_against_largest_by_size": {str(k): p_value for k, p_value in p_values.items()},
             "validation_images": int(len(held_out)),
             "input_data_versions": {"scaled_mnist": verified_data_version(context.instance, SCALED_MNIST) or dataset_version(scaled_mnist)},
             "code_version": context.assets_def.code_versions_by_key[context.asset_key],
