@@ -63,6 +63,11 @@ def champion_model(
         + f"; chosen k={size}: "
         + ("the largest, no smaller k more accurate beyond chance (p < 0.05)" if size == max(correct) else "more accurate than the largest beyond chance")
     )
+    # What k was chosen by, as the record and a mean's lineage both keep it (JSON keys are strings).
+    choice = {
+        "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
+        "p_value_against_largest_by_size": {str(k): p_value for k, p_value in p_values.items()},
+    }
     best = candidate_evaluation[top[0]]
     if size == 1:
         # The best candidate itself: registered, and evaluated on the test images, by its own run.
@@ -83,8 +88,7 @@ def champion_model(
                 "size": size,
                 "members": [candidate_model[key]["params"] for key in top[:size]],
             },
-            "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
-            "p_value_against_largest_by_size": {str(k): p_value for k, p_value in p_values.items()},
+            **choice,
             "validation_images": int(len(held_out)),
             "input_data_versions": {"scaled_mnist": verified_data_version(context.instance, SCALED_MNIST) or dataset_version(scaled_mnist)},
             "code_version": context.assets_def.code_versions_by_key[context.asset_key],
@@ -101,8 +105,7 @@ def champion_model(
         "member_versions": versions[:size],
         "size": size,
         "validation_accuracy": by_size[size],
-        "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
-        "p_value_against_largest_by_size": {str(k): p_value for k, p_value in p_values.items()},
+        **choice,
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "best_candidate": top[0],
