@@ -95,22 +95,17 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
 
 def rule_on_validation(work: Path, board: list[dict], champion: dict) -> tuple[int, dict[int, float]]:
     """The k today's rule (ml/model/ensemble.py) chooses for a sweep done, and each smaller k's McNemar p against
-    the largest, from the weighed candidates' predictions of the validation images they all held out:
-    for a sweep whose champion an earlier rule chose (--report)."""
-    import numpy as np
-
-    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
-    from mnist_pipeline.ml.model.ensemble import choose_size, correct_by_size, mcnemar_against_largest, shared_validation_indices
+    the largest, by the champion asset's own function: for a sweep whose champion an earlier rule chose (--report)."""
+    from mnist_pipeline.ml.model.ensemble import choose_on_validation
     from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 
     data = load_npz_memory_mapped(work / "home" / "storage" / "scaled_mnist.npz")
     weighed = board[: len(champion["validation_accuracy_by_size"])]
     registry = work / "home" / "storage" / "model_registry"
     recipes = [json.loads((registry / row["model_version"] / "manifest.json").read_text())["hyperparameters"] for row in weighed]
-    held_out = shared_validation_indices(len(data["train_labels"]), recipes)
-    images, labels = np.asarray(data["train_images"])[held_out], np.asarray(data["train_labels"])[held_out]
-    correct = correct_by_size([predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed], labels)
-    return choose_size(correct), {k: test.p_value for k, test in mcnemar_against_largest(correct).items()}
+    members = [load_version(work, row["model_version"]) for row in weighed]
+    chosen = choose_on_validation(members, recipes, data["train_images"], data["train_labels"])
+    return chosen.size, chosen.p_value_against_largest
 
 
 def figures_on_test(work: Path, board: list[dict], champion: dict) -> tuple[dict[int, float], dict[str, int], int]:

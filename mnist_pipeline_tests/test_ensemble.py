@@ -6,7 +6,8 @@ import pytest
 
 from mnist_pipeline.ml.model.architectures import build_fast_model
 from mnist_pipeline.ml.model.ensemble import (
-    accuracy_by_size, build_ensemble, choose_size, correct_by_size, shared_validation_indices, mcnemar_against_largest,
+    accuracy_by_size, build_ensemble, choose_on_validation, choose_size, correct_by_size, shared_validation_indices,
+    mcnemar_against_largest,
 )
 from mnist_pipeline.ml.model.split import recipe_validation_split, validation_split
 
@@ -52,7 +53,7 @@ def against_largest(only_this_right: int, only_largest_right: int) -> np.ndarray
 )
 def test_choose_size_keeps_the_largest_k_unless_a_smaller_one_is_more_accurate_beyond_chance(smaller, chosen):
     correct = {k: against_largest(*counts) for k, counts in smaller.items()} | {len(smaller) + 1: LARGEST}
-    assert choose_size(correct) == chosen
+    assert choose_size(mcnemar_against_largest(correct), largest=len(correct)) == chosen
 
 
 def test_each_smaller_k_is_tested_against_the_largest_on_the_images_exactly_one_gets_right():
@@ -108,6 +109,24 @@ def test_the_ensemble_outputs_the_mean_probabilities_and_loads_with_safe_mode(tm
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
     loss, accuracy = loaded.evaluate(images, np.zeros(8, dtype="int64"), verbose=0)  # compiled: evaluate works
     assert np.isfinite(loss) and accuracy == pytest.approx(float(np.mean(expected.argmax(axis=1) == 0)))
+
+
+def test_choose_on_validation_scores_the_members_on_the_images_all_of_them_held_out():
+    """Three copies of one network: every k scores the same, no p-value is below 1, so the mean of all three."""
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+
+    member = build_fast_model(seed=0)
+    images = np.random.default_rng(0).random((300, 28, 28), dtype=np.float32)
+    labels = np.arange(300) % 10
+    recipes = [recipe(seed, validation_seed=5) for seed in (1, 2, 3)]
+    chosen = choose_on_validation([member, member, member], recipes, images, labels)
+
+    held_out = validation_split(300, 0.1, 5)[1]
+    alone = float(np.mean(predict_probabilities(member, images[held_out]).argmax(axis=1) == labels[held_out]))
+    assert chosen.validation_images == 30
+    assert chosen.accuracy_by_size == pytest.approx({1: alone, 2: alone, 3: alone})
+    assert chosen.p_value_against_largest == {1: 1.0, 2: 1.0}
+    assert chosen.size == chosen.largest == 3
 
 
 def test_one_member_is_the_member_itself():

@@ -33,11 +33,9 @@ def champion_model(
     """The mean of the top k candidates' class probabilities, k chosen on validation (ml/model/ensemble.py): the
     largest (up to 10), unless a smaller k, the best candidate alone included, is more accurate beyond chance."""
     from mnist_pipeline.ml.content_versions import model_version
-    from mnist_pipeline.ml.evaluation.evaluate import evaluate, predict_probabilities
+    from mnist_pipeline.ml.evaluation.evaluate import evaluate
     from mnist_pipeline.ml.evaluation.leaderboard import build_leaderboard
-    from mnist_pipeline.ml.model.ensemble import (
-        MAX_MEMBERS, build_ensemble, choose_size, correct_by_size, mcnemar_against_largest, shared_validation_indices,
-    )
+    from mnist_pipeline.ml.model.ensemble import MAX_MEMBERS, build_ensemble, choose_on_validation
 
     if not candidate_evaluation:
         raise NoCandidatesError(
@@ -50,22 +48,20 @@ def champion_model(
     registry = model_registry.registry()
     members = [registry.load(version) for version in versions]
 
-    held_out = shared_validation_indices(scaled_mnist.num_train, [candidate_model[key]["params"] for key in top])
-    images, labels = scaled_mnist.train_images[held_out], scaled_mnist.train_labels[held_out]
-    correct = correct_by_size([predict_probabilities(member, images) for member in members], labels)
-    by_size = {k: float(right.mean()) for k, right in correct.items()}
-    p_values = {k: test.p_value for k, test in mcnemar_against_largest(correct).items()}
-    size = choose_size(correct)
+    chosen = choose_on_validation(
+        members, [candidate_model[key]["params"] for key in top], scaled_mnist.train_images, scaled_mnist.train_labels
+    )
+    size, p_values = chosen.size, chosen.p_value_against_largest
     context.log.info(
-        f"Validation accuracy of the mean of the top k candidates, on {len(held_out)} images none of them trained on "
-        "(McNemar's p against the largest k in brackets): "
-        + ", ".join(f"k={k} {accuracy:.4f}" + (f" (p={p_values[k]:.2f})" if k in p_values else "") for k, accuracy in by_size.items())
+        f"Validation accuracy of the mean of the top k candidates, on {chosen.validation_images} images none of them "
+        "trained on (McNemar's p against the largest k in brackets): "
+        + ", ".join(f"k={k} {accuracy:.4f}" + (f" (p={p_values[k]:.2f})" if k in p_values else "") for k, accuracy in chosen.accuracy_by_size.items())
         + f"; chosen k={size}: "
-        + ("the largest, no smaller k more accurate beyond chance (p < 0.05)" if size == max(correct) else "more accurate than the largest beyond chance")
+        + ("the largest, no smaller k more accurate beyond chance (p < 0.05)" if size == chosen.largest else "more accurate than the largest beyond chance")
     )
     # What k was chosen by, as the record and a mean's lineage both keep it (JSON keys are strings).
     choice = {
-        "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in by_size.items()},
+        "validation_accuracy_by_size": {str(k): accuracy for k, accuracy in chosen.accuracy_by_size.items()},
         "p_value_against_largest_by_size": {str(k): p_value for k, p_value in p_values.items()},
     }
     best = candidate_evaluation[top[0]]
@@ -89,7 +85,7 @@ def champion_model(
                 "members": [candidate_model[key]["params"] for key in top[:size]],
             },
             **choice,
-            "validation_images": int(len(held_out)),
+            "validation_images": chosen.validation_images,
             "input_data_versions": {"scaled_mnist": verified_data_version(context.instance, SCALED_MNIST) or dataset_version(scaled_mnist)},
             "code_version": context.assets_def.code_versions_by_key[context.asset_key],
             "class_names": scaled_mnist.names(),
@@ -104,7 +100,7 @@ def champion_model(
         "members": top[:size],
         "member_versions": versions[:size],
         "size": size,
-        "validation_accuracy": by_size[size],
+        "validation_accuracy": chosen.accuracy_by_size[size],
         **choice,
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,

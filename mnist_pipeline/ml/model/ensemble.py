@@ -27,12 +27,14 @@ Imports Keras: import this module inside asset bodies only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from mnist_pipeline.ml.data.dataset import IMAGE_SHAPE
 from mnist_pipeline.ml.evaluation.comparison import McNemar, mcnemar_exact
+from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
 from mnist_pipeline.ml.model.network import compile_model
 from mnist_pipeline.ml.model.split import recipe_validation_split
 
@@ -87,13 +89,44 @@ def mcnemar_against_largest(correct: dict[int, np.ndarray]) -> dict[int, McNemar
             for k, right in correct.items() if k < max(correct)}  # fmt: skip
 
 
-def choose_size(correct: dict[int, np.ndarray]) -> int:
-    """The largest k, unless smaller ones are more accurate beyond chance: then the most accurate of those, the
-    smaller on a tie."""
+def choose_size(tests: dict[int, McNemar], largest: int) -> int:
+    """The largest k, unless smaller ones are more accurate beyond chance (`tests`: each smaller k's against the
+    largest, mcnemar_against_largest): then the most accurate of those, the smaller on a tie."""
     better = {k: test.only_a_right - test.only_b_right
-              for k, test in mcnemar_against_largest(correct).items()
+              for k, test in tests.items()
               if test.significant and test.only_a_right > test.only_b_right}  # fmt: skip
-    return min(better, key=lambda k: (-better[k], k)) if better else max(correct)
+    return min(better, key=lambda k: (-better[k], k)) if better else largest
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """How many of the ranked members the champion averages, and the validation figures it was chosen by."""
+
+    size: int
+    validation_images: int
+    accuracy_by_size: dict[int, float]  # of the mean of the top k, for each k
+    p_value_against_largest: dict[int, float]  # McNemar's, for each smaller k
+
+    @property
+    def largest(self) -> int:
+        return max(self.accuracy_by_size)
+
+
+def choose_on_validation(
+    members: Sequence[keras.Model], recipes: Sequence[dict], train_images: np.ndarray, train_labels: np.ndarray
+) -> SizeChoice:
+    """k for `members` (ranked by validation accuracy, each trained with the recipe at the same place in `recipes`),
+    from their predictions of the training images all of them held out."""
+    held_out = shared_validation_indices(len(train_labels), recipes)
+    images, labels = np.asarray(train_images[held_out]), np.asarray(train_labels[held_out])
+    correct = correct_by_size([predict_probabilities(member, images) for member in members], labels)
+    tests = mcnemar_against_largest(correct)
+    return SizeChoice(
+        size=choose_size(tests, largest=max(correct)),
+        validation_images=len(held_out),
+        accuracy_by_size={k: float(right.mean()) for k, right in correct.items()},
+        p_value_against_largest={k: test.p_value for k, test in tests.items()},
+    )
 
 
 def build_ensemble(members: Sequence[keras.Model], name: str = "champion") -> keras.Model:
