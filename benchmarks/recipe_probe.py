@@ -17,6 +17,14 @@ training seconds, and saves its class probabilities for both (`--out`, .npz with
 
 Faster and looser than a candidate's training: tf.data shuffles, there is no
 checkpoint, and op determinism is off, so two runs differ in the last digits.
+
+`--elastic S` adds elastic distortion of the training images (Simard, Steinkraus
+and Platt, 2003) at S times Simard's strength, in the input pipeline: a probe
+that did not pay (BENCHMARKS.md, *Elastic distortion, probed*), so it is not
+part of the pipeline. It is written here rather than taken from Keras, whose
+`RandomElasticTransform` (3.15.1) gives every transformed image of a batch the
+first image's content when the batch size is unknown, as in `fit`, and moves
+each pixel along the diagonal (the same noise for rows and columns).
 """
 
 from __future__ import annotations
@@ -44,6 +52,50 @@ from mnist_pipeline.ml.model.training import steps_per_call  # noqa: E402
 
 VALIDATION_FRACTION = 0.1  # the candidates' (the hyperparameters' default)
 ZOOM_FRACTION = 0.1
+# Simard et al.'s elastic distortion of MNIST digits: uniform noise in [-1, 1] for each pixel's row and
+# column, smoothed by a Gaussian of SIGMA pixels, times ALPHA pixels. Near the centre of the image a
+# pixel then moves 1.7 pixels on average (3.3 at the 95th percentile).
+ELASTIC_ALPHA = 34.0
+ELASTIC_SIGMA = 4.0
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """A normalised 1-D Gaussian of `sigma` pixels, cut at three sigma."""
+    x = np.arange(-math.ceil(3 * sigma), math.ceil(3 * sigma) + 1, dtype=np.float32)
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def displacement_field(batch, height: int, width: int, seed, strength: float):
+    """(batch, height, width, 2): how far each pixel is read from, in rows and in columns (independent noise)."""
+    noise = tf.random.stateless_uniform((batch, height, width, 2), seed=seed, minval=-1.0, maxval=1.0)
+    kernel = tf.constant(gaussian_kernel(ELASTIC_SIGMA))
+    down, across = (tf.tile(tf.reshape(kernel, shape), (1, 1, 2, 1)) for shape in ((-1, 1, 1, 1), (1, -1, 1, 1)))
+    smooth = tf.nn.depthwise_conv2d(noise, down, strides=(1, 1, 1, 1), padding="SAME")
+    smooth = tf.nn.depthwise_conv2d(smooth, across, strides=(1, 1, 1, 1), padding="SAME")
+    return smooth * (ELASTIC_ALPHA * strength)
+
+
+def elastic_distort(images, seed, strength: float):
+    """images (batch, height, width), each resampled (bilinear, black outside) at its own displaced positions."""
+    height, width = images.shape[1], images.shape[2]
+    field = displacement_field(tf.shape(images)[0], height, width, seed, strength)
+    grid_rows, grid_columns = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    # Positions in an image padded by one black pixel, clipped onto that border.
+    rows = tf.clip_by_value(grid_rows + field[..., 0] + 1, 0.0, height + 1.0)
+    columns = tf.clip_by_value(grid_columns + field[..., 1] + 1, 0.0, width + 1.0)
+    padded = tf.reshape(tf.pad(images, ((0, 0), (1, 1), (1, 1))), (tf.shape(images)[0], -1))
+    row0, column0 = tf.floor(rows), tf.floor(columns)
+    row_weight, column_weight = rows - row0, columns - column0
+    row0, column0 = tf.cast(row0, tf.int32), tf.cast(column0, tf.int32)
+    row1, column1 = tf.minimum(row0 + 1, height + 1), tf.minimum(column0 + 1, width + 1)
+
+    def at(r, c):
+        return tf.gather(padded, r * (width + 2) + c, batch_dims=1)
+
+    top = at(row0, column0) * (1 - column_weight) + at(row0, column1) * column_weight
+    bottom = at(row1, column0) * (1 - column_weight) + at(row1, column1) * column_weight
+    return top * (1 - row_weight) + bottom * row_weight
 
 
 def zoom_augmentation(seed: int) -> list[layers.Layer]:
@@ -85,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=120)
     parser.add_argument("--data", type=Path, required=True, help="a scaled_mnist.npz (a sweep's <storage>/scaled_mnist.npz)")
     parser.add_argument("--out", type=Path, help="where to save the class probabilities (.npz: val, test)")
+    parser.add_argument("--elastic", type=float, default=0.0, help="elastic distortion, times Simard et al.'s strength (default 0: none)")
     args = parser.parse_args(argv)
 
     data = np.load(args.data, allow_pickle=False)
@@ -102,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         tf.data.Dataset.from_tensor_slices((images[train], labels[train]))
         .shuffle(len(train), seed=args.seed)
         .batch(args.batch_size)
+        .enumerate()  # each batch's distortion from (seed, its number in the epoch)
+        .map(lambda step, batch: (
+            elastic_distort(batch[0], tf.stack([tf.constant(args.seed, tf.int64), step]), args.elastic) if args.elastic else batch[0],
+            batch[1],
+        ))
         .prefetch(2)
     )
     started = time.perf_counter()
@@ -121,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         np.savez(args.out, val=validation_probabilities, test=test_probabilities)
     print(
-        f"{args.network} epochs={args.epochs} seed={args.seed} parameters={model.count_params()} "
+        f"{args.network} epochs={args.epochs} seed={args.seed} elastic={args.elastic:g} parameters={model.count_params()} "
         f"validation={validation_accuracy:.4f} test={test_accuracy:.4f} training={seconds:.0f} s "
         f"(before batch normalisation was measured again: validation={validation_before:.4f} test={test_before:.4f})"
     )

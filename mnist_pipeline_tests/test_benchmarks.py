@@ -454,18 +454,18 @@ def test_champion_benchmark_report_refuses_a_directory_without_a_sweep(champion_
     assert f"--report {tmp_path}: expected the work directory of a sweep" in error and "found none" in error
 
 
-@pytest.mark.parametrize("network", ["best_zoom", "strided", "wide"])
-def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(network, tmp_path, capsys):
+@pytest.mark.parametrize("network, elastic", [("best_zoom", "0"), ("strided", "0"), ("wide", "0"), ("best", "1")])
+def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(network, elastic, tmp_path, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "scaled_mnist.npz"
     np.savez(data, train_images=rng.random((200, 28, 28), dtype=np.float32), train_labels=rng.integers(0, 10, 200),
              test_images=rng.random((30, 28, 28), dtype=np.float32), test_labels=rng.integers(0, 10, 30))  # fmt: skip
     out = tmp_path / "probabilities.npz"
     probe = load_script("recipe_probe")
-    assert probe.main([network, "--epochs", "1", "--batch-size", "60", "--data", str(data), "--out", str(out)]) == 0
+    assert probe.main([network, "--epochs", "1", "--batch-size", "60", "--elastic", elastic, "--data", str(data), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(
-        rf"{network} epochs=1 seed=0 parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s "
+        rf"{network} epochs=1 seed=0 elastic={elastic} parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s "
         r"\(before batch normalisation was measured again: validation=\d\.\d{4} test=\d\.\d{4}\)",
         line,
     )
@@ -473,3 +473,51 @@ def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(ne
     _, validation = validation_split(200, probe.VALIDATION_FRACTION, probe.SWEEP_VALIDATION_SEED)
     assert saved["val"].shape == (len(validation), 10) and saved["test"].shape == (30, 10)
     np.testing.assert_allclose(saved["test"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def bar_images(count: int) -> np.ndarray:
+    """A vertical bar at a different place in each image: something to bend."""
+    images = np.zeros((count, 28, 28), dtype=np.float32)
+    for i in range(count):
+        images[i, 6:22, 10 + i % 6 : 14 + i % 6] = 1.0
+    return images
+
+
+def test_the_probe_s_elastic_distortion_is_decided_by_its_seed_and_differs_per_image():
+    import tensorflow as tf
+
+    probe = load_script("recipe_probe")
+    images = tf.constant(bar_images(8))
+    first, again, other = (np.asarray(probe.elastic_distort(images, tf.constant(seed, tf.int64), 1.0))
+                           for seed in ((3, 17), (3, 17), (3, 18)))  # fmt: skip
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+    same = np.asarray(probe.elastic_distort(tf.constant(np.repeat(bar_images(1), 2, axis=0)), tf.constant((1, 2), tf.int64), 1.0))
+    assert not np.allclose(same[0], same[1])
+    assert first.min() >= 0.0 and first.max() <= 1.0 and np.all(np.abs(first - bar_images(8)).mean(axis=(1, 2)) > 0.01)
+
+
+def test_the_probe_s_elastic_distortion_moves_rows_and_columns_independently_by_simards_amount():
+    """Keras's RandomElasticTransform (3.15.1) draws one noise for both, which moves every pixel along the diagonal."""
+    import tensorflow as tf
+
+    probe = load_script("recipe_probe")
+    field = np.asarray(probe.displacement_field(64, 28, 28, tf.constant((0, 1), tf.int64), 1.0))[:, 8:20, 8:20]
+    rows, columns = field[..., 0].ravel(), field[..., 1].ravel()
+    assert abs(np.corrcoef(rows, columns)[0, 1]) < 0.1
+    assert 1.5 < np.hypot(rows, columns).mean() < 2.0  # 1.7 pixels: the figure the probe's docstring gives
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "expected"),
+    [(5.0, 7.0, 5 * 28 + 7), (5.5, 7.0, 5 * 28 + 7 + 14), (5.0, 7.25, 5 * 28 + 7.25), (-3.0, 7.0, 0.0), (5.0, 40.0, 0.0), (27.5, 27.0, (27 * 28 + 27) / 2)],
+)
+def test_the_probe_s_resampling_reads_between_pixels_and_black_outside(row, column, expected, monkeypatch):
+    """With the displacement field held constant, each output pixel is the image read at that fractional position."""
+    import tensorflow as tf
+
+    probe = load_script("recipe_probe")
+    grid_rows, grid_columns = np.mgrid[0:28, 0:28].astype(np.float32)
+    shift = np.stack([row - grid_rows, column - grid_columns], axis=-1)[None]  # every pixel reads (row, column)
+    monkeypatch.setattr(probe, "displacement_field", lambda *args: tf.constant(shift))
+    image = np.arange(28 * 28, dtype=np.float32).reshape(1, 28, 28)
+    assert np.asarray(probe.elastic_distort(tf.constant(image), None, 1.0))[0, 0, 0] == pytest.approx(expected)
