@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/champion.py --preset best --seeds 10-17 --parallel 2   # another sweep, 2 at once
     .venv/bin/python benchmarks/champion.py --preset fast --seeds 0-2 --json out.json  # a quick one
     .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table and shared test errors of a sweep done
+    .venv/bin/python benchmarks/champion.py --report WORK --with-probe probe.npz        # and a recipe probe's network as one more member
 
 Runs `mnist-pipeline sweep` in its own process with a fresh DAGSTER_HOME and storage,
 MNIST from the pipeline's cache (filled once before anything is timed), then reads
@@ -142,6 +143,76 @@ def shared_test_errors(member_probabilities, labels) -> dict[str, int]:
     }
 
 
+def read_probe(path: Path, validation_images: int, test_images: int):
+    """The class probabilities `benchmarks/recipe_probe.py --out` saved: (validation, test), checked against the sweep."""
+    import numpy as np
+
+    try:
+        saved = np.load(path, allow_pickle=False)
+        validation, test = saved["val"], saved["test"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"--with-probe {path}: expected the .npz of `recipe_probe.py --out` (arrays val and test), found: {error}")
+    expected = {"val": (validation_images, 10), "test": (test_images, 10)}
+    for name, array in (("val", validation), ("test", test)):
+        if array.shape != expected[name]:
+            raise SystemExit(
+                f"--with-probe {path}: expected {name} of shape {expected[name]} (this sweep's "
+                f"{'shared validation' if name == 'val' else 'test'} images x 10 classes), found {array.shape}"
+            )
+    return validation, test
+
+
+def probe_as_member(members_validation, members_test, probe_validation, probe_test, validation_labels, test_labels) -> dict:
+    """What one more member (a probe's network) does: alone, and added to the mean of the weighed candidates;
+    and how many of the test digits every candidate misses it gets right (only those can averaging fix)."""
+    import numpy as np
+
+    def accuracy(probabilities, labels) -> float:
+        return float(np.mean(np.mean(probabilities, axis=0).argmax(axis=1) == labels))
+
+    missed_by_every = np.all([p.argmax(axis=1) != test_labels for p in members_test], axis=0)
+    return {
+        "alone": (accuracy([probe_validation], validation_labels), accuracy([probe_test], test_labels)),
+        "without": (accuracy(members_validation, validation_labels), accuracy(members_test, test_labels)),
+        "with": (accuracy([*members_validation, probe_validation], validation_labels),
+                 accuracy([*members_test, probe_test], test_labels)),  # fmt: skip
+        "missed_by_every": int(missed_by_every.sum()),
+        "of_those_right": int((missed_by_every & (probe_test.argmax(axis=1) == test_labels)).sum()),
+    }
+
+
+def report_probes(work: Path, board: list[dict], champion: dict, paths: list[Path]) -> None:
+    """Each probe's network as one more member of the weighed candidates' mean (--with-probe)."""
+    import numpy as np
+
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.ml.model.ensemble import shared_validation_indices
+    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
+
+    data = load_npz_memory_mapped(work / "home" / "storage" / "scaled_mnist.npz")
+    weighed = board[: len(champion["validation_accuracy_by_size"])]
+    registry = work / "home" / "storage" / "model_registry"
+    recipes = [json.loads((registry / row["model_version"] / "manifest.json").read_text())["hyperparameters"] for row in weighed]
+    held_out = shared_validation_indices(len(data["train_labels"]), recipes)
+    validation_images, validation_labels = np.asarray(data["train_images"])[held_out], np.asarray(data["train_labels"])[held_out]
+    test_images, test_labels = test_set(work)
+    probes = [(path, read_probe(path, len(held_out), len(test_labels))) for path in paths]  # refused before any prediction
+    members = [load_version(work, row["model_version"]) for row in weighed]
+    members_validation = [predict_probabilities(member, validation_images) for member in members]
+    members_test = [predict_probabilities(member, test_images) for member in members]
+    print(f"\nA probe's network as one more member of the mean of the {len(weighed)} weighed candidates (validation / test):")
+    for path, (probe_validation, probe_test) in probes:
+        figures = probe_as_member(members_validation, members_test, probe_validation, probe_test, validation_labels, test_labels)
+        print_probe(path.name, figures, len(weighed))
+
+
+def print_probe(name: str, figures: dict, members: int) -> None:
+    alone, without, with_it = figures["alone"], figures["without"], figures["with"]
+    print(f"{name}: alone {alone[0]:.2%} / {alone[1]:.2%}; the mean of {members} {without[0]:.2%} / {without[1]:.2%}, "
+          f"with it {with_it[0]:.2%} / {with_it[1]:.2%}; of the {figures['missed_by_every']} test digits every "
+          f"candidate misses, it gets {figures['of_those_right']} right")
+
+
 def print_by_size(champion: dict, test_by_size: dict[int, float], p_values: dict[int, float] | None = None) -> None:
     """The top-k table: validation, McNemar's p of each k against the largest on validation (what chooses k:
     the champion's record, else `p_values` recomputed), and test (for the record)."""
@@ -172,7 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="directory for the sweep's homes (default: a new temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--report", type=Path, metavar="WORK", help="no sweep: print the top-k table and the shared test errors of the sweep in WORK")
+    parser.add_argument(
+        "--with-probe", action="append", type=Path, default=[], metavar="NPZ",
+        help="with --report: also a recipe probe's network (its `recipe_probe.py --out` file) as one more member; repeatable",
+    )
     args = parser.parse_args(argv)
+    if args.with_probe and args.report is None:
+        parser.error("--with-probe needs --report WORK (the sweep whose candidates the probe is added to)")
 
     from mnist_pipeline.paths import default_cache_dir
 
@@ -190,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print_by_size(champion, test_by_size, p_values)
         print(f"k by today's rule: {size}, test {test_by_size[size]:.2%} (the champion's: {champion['size']}, test {champion['test_accuracy']:.2%})")
         print_shared_errors(errors, weighed)
+        if args.with_probe:
+            report_probes(args.report, board, champion, args.with_probe)
         return 0
     if args.seeds is None:
         parser.error("--seeds is required to run a sweep (only --report reads one done)")

@@ -521,3 +521,39 @@ def test_the_probe_s_resampling_reads_between_pixels_and_black_outside(row, colu
     monkeypatch.setattr(probe, "displacement_field", lambda *args: tf.constant(shift))
     image = np.arange(28 * 28, dtype=np.float32).reshape(1, 28, 28)
     assert np.asarray(probe.elastic_distort(tf.constant(image), None, 1.0))[0, 0, 0] == pytest.approx(expected)
+
+
+def test_champion_benchmark_weighs_a_probe_as_one_more_member(champion_benchmark, capsys):
+    labels = np.array([0, 1, 2, 3])
+    first, second = np.eye(4)[[0, 1, 1, 0]] * 0.6 + 0.1, np.eye(4)[[0, 2, 2, 0]] * 0.6 + 0.1  # both miss digit 3
+    probe = np.eye(4)[[1, 1, 2, 3]]  # sure, and right but on digit 0
+    figures = champion_benchmark.probe_as_member([first, second], [first, second], probe, probe, labels, labels)
+    # Without it: digits 0 and 1 right (on 1 and 2 the two tie, and argmax takes the lower class); with it, 0, 1, 2.
+    assert figures["alone"] == (0.75, 0.75)
+    assert figures["without"] == (0.5, 0.5) and figures["with"] == (0.75, 0.75)
+    assert figures["missed_by_every"] == 1 and figures["of_those_right"] == 1
+    champion_benchmark.print_probe("probe.npz", figures, 2)
+    assert capsys.readouterr().out.strip() == (
+        "probe.npz: alone 75.00% / 75.00%; the mean of 2 50.00% / 50.00%, with it 75.00% / 75.00%; "
+        "of the 1 test digits every candidate misses, it gets 1 right"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"val": np.zeros((6, 10)), "test": np.zeros((4, 10))}, r"expected val of shape \(5, 10\) \(this sweep's shared validation images x 10 classes\), found \(6, 10\)"),
+        ({"val": np.zeros((5, 10))}, r"expected the \.npz of `recipe_probe\.py --out` \(arrays val and test\), found: "),
+    ],
+)
+def test_champion_benchmark_refuses_a_probe_file_that_does_not_fit_the_sweep(champion_benchmark, tmp_path, arrays, message):
+    path = tmp_path / "probe.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(SystemExit, match=rf"--with-probe {path}: {message}"):
+        champion_benchmark.read_probe(path, 5, 4)
+
+
+def test_champion_benchmark_takes_a_probe_only_with_a_report(champion_benchmark, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        champion_benchmark.main(["--seeds", "0", "--with-probe", str(tmp_path / "probe.npz")])
+    assert "--with-probe needs --report WORK" in capsys.readouterr().err
