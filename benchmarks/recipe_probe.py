@@ -10,7 +10,8 @@ SWEEP_VALIDATION_SEED), with Adam and cosine decay like `best`, measures batch
 normalisation's statistics again as candidates do (ml/model/batch_norm.py), then
 prints its validation and test accuracy (before and after that step) and its
 training seconds, and saves its class probabilities for both (`--out`, .npz with
-`val` and `test`) so they can be averaged with a sweep's candidates. It answers
+`val` and `test`) so they can be averaged with a sweep's candidates
+(`benchmarks/champion.py --report WORK --with-probe FILE`). It answers
 "is this recipe worth a preset?" in minutes; one that is becomes a preset
 (ml/model/presets.py, architectures.py) and is then measured by a sweep
 (benchmarks/champion.py).
