@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,24 +95,43 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def rule_on_validation(work: Path, board: list[dict], champion: dict) -> tuple[int, dict[int, float]]:
-    """The k today's rule (ml/model/ensemble.py) chooses for a sweep done, and each smaller k's McNemar p against
-    the largest, by the champion asset's own function: for a sweep whose champion an earlier rule chose (--report)."""
-    from mnist_pipeline.ml.model.ensemble import choose_on_validation
+@dataclass(frozen=True)
+class Weighed:
+    """The candidates a sweep's champion weighed (leaderboard order), each loaded once, with its recipe."""
+
+    members: list
+    recipes: list[dict]
+
+
+def weighed_candidates(work: Path, board: list[dict], champion: dict) -> Weighed:
+    rows = board[: len(champion["validation_accuracy_by_size"])]
+    registry = work / "home" / "storage" / "model_registry"
+    return Weighed(
+        members=[load_version(work, row["model_version"]) for row in rows],
+        recipes=[json.loads((registry / row["model_version"] / "manifest.json").read_text())["hyperparameters"] for row in rows],
+    )
+
+
+def training_set(work: Path):
+    """The sweep's training images (memory-mapped) and labels, from its scaled_mnist."""
     from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 
     data = load_npz_memory_mapped(work / "home" / "storage" / "scaled_mnist.npz")
-    weighed = board[: len(champion["validation_accuracy_by_size"])]
-    registry = work / "home" / "storage" / "model_registry"
-    recipes = [json.loads((registry / row["model_version"] / "manifest.json").read_text())["hyperparameters"] for row in weighed]
-    members = [load_version(work, row["model_version"]) for row in weighed]
-    chosen = choose_on_validation(members, recipes, data["train_images"], data["train_labels"])
+    return data["train_images"], data["train_labels"]
+
+
+def rule_on_validation(work: Path, weighed: Weighed) -> tuple[int, dict[int, float]]:
+    """The k today's rule (ml/model/ensemble.py) chooses for a sweep done, and each smaller k's McNemar p against
+    the largest, by the champion asset's own function: for a sweep whose champion an earlier rule chose (--report)."""
+    from mnist_pipeline.ml.model.ensemble import choose_on_validation
+
+    chosen = choose_on_validation(weighed.members, weighed.recipes, *training_set(work))
     return chosen.size, chosen.p_value_against_largest
 
 
-def figures_on_test(work: Path, board: list[dict], champion: dict) -> tuple[dict[int, float], dict[str, int], int]:
+def figures_on_test(work: Path, members: list) -> tuple[dict[int, float], dict[str, int], list]:
     """On the test images, for the candidates the champion weighed (leaderboard order): the accuracy
-    of the mean of the top k for each k, the digits they share as errors, and how many they are.
+    of the mean of the top k for each k, the digits they share as errors, and each one's class probabilities.
 
     For the record only: the champion chooses k on validation (ml/model/ensemble.py);
     the test accuracy of each k shows a reader whether a shortfall comes from the
@@ -121,9 +141,8 @@ def figures_on_test(work: Path, board: list[dict], champion: dict) -> tuple[dict
     from mnist_pipeline.ml.model.ensemble import accuracy_by_size
 
     images, labels = test_set(work)
-    weighed = board[: len(champion["validation_accuracy_by_size"])]
-    member_probabilities = [predict_probabilities(load_version(work, row["model_version"]), images) for row in weighed]
-    return accuracy_by_size(member_probabilities, labels), shared_test_errors(member_probabilities, labels), len(weighed)
+    member_probabilities = [predict_probabilities(member, images) for member in members]
+    return accuracy_by_size(member_probabilities, labels), shared_test_errors(member_probabilities, labels), member_probabilities
 
 
 def shared_test_errors(member_probabilities, labels) -> dict[str, int]:
@@ -181,29 +200,24 @@ def probe_as_member(members_validation, members_test, probe_validation, probe_te
     }
 
 
-def report_probes(work: Path, board: list[dict], champion: dict, paths: list[Path]) -> None:
-    """Each probe's network as one more member of the weighed candidates' mean (--with-probe)."""
+def report_probes(work: Path, weighed: Weighed, members_test: list, paths: list[Path]) -> None:
+    """Each probe's network as one more member of the weighed candidates' mean (--with-probe); `members_test`:
+    the candidates' class probabilities of the test images (figures_on_test)."""
     import numpy as np
 
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
     from mnist_pipeline.ml.model.ensemble import shared_validation_indices
-    from mnist_pipeline.storage.arrays import load_npz_memory_mapped
 
-    data = load_npz_memory_mapped(work / "home" / "storage" / "scaled_mnist.npz")
-    weighed = board[: len(champion["validation_accuracy_by_size"])]
-    registry = work / "home" / "storage" / "model_registry"
-    recipes = [json.loads((registry / row["model_version"] / "manifest.json").read_text())["hyperparameters"] for row in weighed]
-    held_out = shared_validation_indices(len(data["train_labels"]), recipes)
-    validation_images, validation_labels = np.asarray(data["train_images"])[held_out], np.asarray(data["train_labels"])[held_out]
-    test_images, test_labels = test_set(work)
+    train_images, train_labels = training_set(work)
+    held_out = shared_validation_indices(len(train_labels), weighed.recipes)
+    validation_images, validation_labels = np.asarray(train_images[held_out]), np.asarray(train_labels[held_out])
+    _, test_labels = test_set(work)
     probes = [(path, read_probe(path, len(held_out), len(test_labels))) for path in paths]  # refused before any prediction
-    members = [load_version(work, row["model_version"]) for row in weighed]
-    members_validation = [predict_probabilities(member, validation_images) for member in members]
-    members_test = [predict_probabilities(member, test_images) for member in members]
-    print(f"\nA probe's network as one more member of the mean of the {len(weighed)} weighed candidates (validation / test):")
+    members_validation = [predict_probabilities(member, validation_images) for member in weighed.members]
+    print(f"\nA probe's network as one more member of the mean of the {len(weighed.members)} weighed candidates (validation / test):")
     for path, (probe_validation, probe_test) in probes:
         figures = probe_as_member(members_validation, members_test, probe_validation, probe_test, validation_labels, test_labels)
-        print_probe(path.name, figures, len(weighed))
+        print_probe(path.name, figures, len(weighed.members))
 
 
 def print_probe(name: str, figures: dict, members: int) -> None:
@@ -262,13 +276,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"benchmark ran (a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
             return 1
         board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
-        test_by_size, errors, weighed = figures_on_test(args.report, board, champion)
-        size, p_values = rule_on_validation(args.report, board, champion)
+        weighed = weighed_candidates(args.report, board, champion)
+        test_by_size, errors, members_test = figures_on_test(args.report, weighed.members)
+        size, p_values = rule_on_validation(args.report, weighed)
         print_by_size(champion, test_by_size, p_values)
         print(f"k by today's rule: {size}, test {test_by_size[size]:.2%} (the champion's: {champion['size']}, test {champion['test_accuracy']:.2%})")
-        print_shared_errors(errors, weighed)
+        print_shared_errors(errors, len(weighed.members))
         if args.with_probe:
-            report_probes(args.report, board, champion, args.with_probe)
+            report_probes(args.report, weighed, members_test, args.with_probe)
         return 0
     if args.seeds is None:
         parser.error("--seeds is required to run a sweep (only --report reads one done)")
@@ -289,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     champion = json.loads((work / "home" / "storage" / "champion_model.json").read_text())
     predict_s, predicted_accuracy = prediction_seconds(work, champion["model_version"])
     training_s = sum(row["training_seconds"] for row in board)
-    test_by_size, errors, weighed = figures_on_test(work, board, champion)
+    weighed = weighed_candidates(work, board, champion)
+    test_by_size, errors, _ = figures_on_test(work, weighed.members)
     figures = {
         "grid": " ".join(grid),
         "candidates": len(board),
@@ -328,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'PASS' if accuracy_ok else 'FAIL'} / {'PASS' if time_ok else 'FAIL'} |"
     )
     print_by_size(champion, test_by_size)
-    print_shared_errors(errors, weighed)
+    print_shared_errors(errors, len(weighed.members))
     return 0
 
 
