@@ -169,7 +169,7 @@ def read_probe(path: Path, validation_images: int, test_images: int):
     try:
         saved = np.load(path, allow_pickle=False)
         validation, test = saved["val"], saved["test"]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, IndexError) as error:  # IndexError: a .npy, one array without names
         raise SystemExit(f"--with-probe {path}: expected the .npz of `recipe_probe.py --out` (arrays val and test), found: {error}")
     expected = {"val": (validation_images, 10), "test": (test_images, 10)}
     for name, array in (("val", validation), ("test", test)):
@@ -200,19 +200,24 @@ def probe_as_member(members_validation, members_test, probe_validation, probe_te
     }
 
 
-def report_probes(work: Path, weighed: Weighed, members_test: list, paths: list[Path]) -> None:
-    """Each probe's network as one more member of the weighed candidates' mean (--with-probe); `members_test`:
-    the candidates' class probabilities of the test images (figures_on_test)."""
+def shared_validation(work: Path, weighed: Weighed):
+    """The training images every weighed candidate held out, and their labels (ml/model/ensemble.py's rule)."""
     import numpy as np
 
-    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
     from mnist_pipeline.ml.model.ensemble import shared_validation_indices
 
     train_images, train_labels = training_set(work)
     held_out = shared_validation_indices(len(train_labels), weighed.recipes)
-    validation_images, validation_labels = np.asarray(train_images[held_out]), np.asarray(train_labels[held_out])
-    _, test_labels = test_set(work)
-    probes = [(path, read_probe(path, len(held_out), len(test_labels))) for path in paths]  # refused before any prediction
+    return np.asarray(train_images[held_out]), np.asarray(train_labels[held_out])
+
+
+def report_probes(weighed: Weighed, validation, members_test: list, test_labels, probes: list) -> None:
+    """Each probe's network as one more member of the weighed candidates' mean (--with-probe). `validation`: the
+    shared validation images and labels; `members_test`: the candidates' class probabilities of the test images
+    (figures_on_test); `probes`: (path, read_probe's arrays)."""
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+
+    validation_images, validation_labels = validation
     members_validation = [predict_probabilities(member, validation_images) for member in weighed.members]
     print(f"\nA probe's network as one more member of the mean of the {len(weighed.members)} weighed candidates (validation / test):")
     for path, (probe_validation, probe_test) in probes:
@@ -277,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
         weighed = weighed_candidates(args.report, board, champion)
+        if args.with_probe:  # a probe file that does not fit is refused before any prediction
+            validation, (_, test_labels) = shared_validation(args.report, weighed), test_set(args.report)
+            probes = [(path, read_probe(path, len(validation[1]), len(test_labels))) for path in args.with_probe]
         test_by_size, errors, members_test = figures_on_test(args.report, weighed.members)
         size, p_values = rule_on_validation(args.report, weighed)
         print_by_size(champion, test_by_size, p_values)
         print(f"k by today's rule: {size}, test {test_by_size[size]:.2%} (the champion's: {champion['size']}, test {champion['test_accuracy']:.2%})")
         print_shared_errors(errors, len(weighed.members))
         if args.with_probe:
-            report_probes(args.report, weighed, members_test, args.with_probe)
+            report_probes(weighed, validation, members_test, test_labels, probes)
         return 0
     if args.seeds is None:
         parser.error("--seeds is required to run a sweep (only --report reads one done)")

@@ -544,11 +544,17 @@ def test_champion_benchmark_weighs_a_probe_as_one_more_member(champion_benchmark
     [
         ({"val": np.zeros((6, 10)), "test": np.zeros((4, 10))}, r"expected val of shape \(5, 10\) \(this sweep's shared validation images x 10 classes\), found \(6, 10\)"),
         ({"val": np.zeros((5, 10))}, r"expected the \.npz of `recipe_probe\.py --out` \(arrays val and test\), found: "),
+        (np.zeros((5, 10)), r"expected the \.npz of `recipe_probe\.py --out` \(arrays val and test\), found: "),  # a .npy
+        (None, r"expected the \.npz of `recipe_probe\.py --out` \(arrays val and test\), found: .*No such file"),
     ],
 )
 def test_champion_benchmark_refuses_a_probe_file_that_does_not_fit_the_sweep(champion_benchmark, tmp_path, arrays, message):
     path = tmp_path / "probe.npz"
-    np.savez(path, **arrays)
+    if isinstance(arrays, dict):
+        np.savez(path, **arrays)
+    elif arrays is not None:
+        with open(path, "wb") as file:  # np.save would add .npy to the name
+            np.save(file, arrays)
     with pytest.raises(SystemExit, match=rf"--with-probe {path}: {message}"):
         champion_benchmark.read_probe(path, 5, 4)
 
