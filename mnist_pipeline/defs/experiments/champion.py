@@ -48,9 +48,8 @@ def champion_model(
     registry = model_registry.registry()
     members = [registry.load(version) for version in versions]
 
-    chosen = choose_on_validation(
-        members, [candidate_model[key]["params"] for key in top], scaled_mnist.train_images, scaled_mnist.train_labels
-    )
+    recipes = [candidate_model[key]["params"] for key in top]
+    chosen = choose_on_validation(members, recipes, scaled_mnist.train_images, scaled_mnist.train_labels)
     size, p_values = chosen.size, chosen.p_value_against_largest
     context.log.info(
         f"Validation accuracy of the mean of the top k candidates, on {chosen.validation_images} images none of them "
@@ -82,7 +81,7 @@ def champion_model(
             "hyperparameters": {
                 "ensemble": "mean of class probabilities",
                 "size": size,
-                "members": [candidate_model[key]["params"] for key in top[:size]],
+                "members": recipes[:size],
             },
             **choice,
             "validation_images": chosen.validation_images,
