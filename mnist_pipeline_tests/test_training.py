@@ -56,3 +56,11 @@ def test_several_steps_per_call_give_the_same_weights_as_one(tmp_path, monkeypat
     assert history_several == history_one
     for a, b in zip(several, one):
         assert a.tobytes() == b.tobytes()
+
+
+def test_training_logs_no_tensorflow_error_line(tmp_path, capfd):
+    """Keras slices held-out tensors with a parallel map; under op determinism TensorFlow logged an error-level
+    line about it (E0000 ... use_unbounded_threadpool) in every training, which a user reads as a failure."""
+    fitted_weights(tmp_path, "quiet")
+    logged = capfd.readouterr().err
+    assert "E0000" not in logged and "use_unbounded_threadpool" not in logged

@@ -154,7 +154,14 @@ def fit_resumably(
     # One tensor copy of the images; batches are gathered from it by index, so no
     # epoch makes a shuffled copy of the whole training slice.
     all_images, all_labels = tf.constant(images), tf.constant(labels)
-    validation = (tf.gather(all_images, validation_indices), tf.gather(all_labels, validation_indices))
+    # The held-out images as a dataset of our own, in batches of the training's size (Keras's default for them):
+    # given tensors, Keras slices them with a parallel map, which op determinism makes sequential, and TensorFlow
+    # then logs an error-level line (E0000 ... use_unbounded_threadpool) in every training.
+    validation = (
+        tf.data.Dataset.from_tensor_slices((tf.gather(all_images, validation_indices), tf.gather(all_labels, validation_indices)))
+        .batch(batch_size)
+        .with_options(without_autotune(tf))
+    )
 
     with exclusive(checkpoint_dir, log):
         resumed = load_checkpoint(checkpoint_dir)
