@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/champion.py --preset fast --seeds 0-2 --json out.json  # a quick one
     .venv/bin/python benchmarks/champion.py --report /tmp/champion-benchmark-XXXX        # the top-k table and shared test errors of a sweep done
     .venv/bin/python benchmarks/champion.py --report WORK --with-probe probe.npz        # and a recipe probe's network as one more member
+    .venv/bin/python benchmarks/champion.py --pool WORK --pool WORK2 --pool WORK3        # several sweeps' candidates as one pool
 
 Runs `mnist-pipeline sweep` in its own process with a fresh DAGSTER_HOME and storage,
 MNIST from the pipeline's cache (filled once before anything is timed), then reads
@@ -232,6 +233,74 @@ def print_probe(name: str, figures: dict, members: int) -> None:
           f"candidate misses, it gets {figures['of_those_right']} right")
 
 
+POOL_DRAWS = 1000
+
+
+def pooled_means(members_validation: list, members_test: list, validation_labels, test_labels, size: int,
+                 draws: int = POOL_DRAWS, seed: int = 0) -> dict:  # fmt: skip
+    """Means of `size` members drawn at random (without replacement) from a pool of several sweeps' candidates:
+    their test accuracy's mean and standard deviation over `draws` draws, and the share of draws at or above the
+    target. With `size` the whole pool, one draw: the mean of every member, which more seeds of the same recipes
+    approach and do not pass."""
+    import numpy as np
+
+    validation, test = np.stack(members_validation), np.stack(members_test)
+    rng = np.random.default_rng(seed)
+    chosen = [np.arange(len(test))] if size == len(test) else [rng.choice(len(test), size, replace=False) for _ in range(draws)]
+    on_test = np.array([np.mean(test[members].mean(axis=0).argmax(axis=1) == test_labels) for members in chosen])
+    on_validation = np.array([np.mean(validation[members].mean(axis=0).argmax(axis=1) == validation_labels) for members in chosen])
+    return {
+        "size": size,
+        "draws": len(chosen),
+        "validation": float(on_validation.mean()),
+        "test": float(on_test.mean()),
+        "test_sd": float(on_test.std()),
+        "share_at_target": float(np.mean(on_test >= TARGET_TEST_ACCURACY)),
+    }
+
+
+def pool_sweeps(works: list[Path]) -> int:
+    """--pool: the weighed candidates of several sweeps done, as one pool of members (their validation images must be
+    the same: sweeps of one data set and validation split)."""
+    import numpy as np
+
+    from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
+    from mnist_pipeline.paths import default_cache_dir
+
+    members_validation, members_test, sizes, labels = [], [], [], None
+    for work in works:
+        listed = pipeline(sweep_env(work, default_cache_dir()), "leaderboard", "--json")
+        champion_record = work / "home" / "storage" / "champion_model.json"
+        if listed.returncode != 0 or not champion_record.is_file():
+            print(f"benchmarks/champion.py: --pool {work}: expected the work directory of a sweep this benchmark ran "
+                  f"(a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
+            return 1
+        weighed = weighed_candidates(work, json.loads(listed.stdout), json.loads(champion_record.read_text()))
+        (validation_images, validation_labels), (test_images, test_labels) = shared_validation(work, weighed), test_set(work)
+        if labels is not None and not (np.array_equal(labels[0], validation_labels) and np.array_equal(labels[1], test_labels)):
+            print(f"benchmarks/champion.py: --pool {work}: expected the validation and test labels of {works[0]} "
+                  f"(sweeps of the same data and split), found others", file=sys.stderr)
+            return 1
+        labels = (validation_labels, test_labels)
+        validation = [predict_probabilities(member, validation_images) for member in weighed.members]
+        test = [predict_probabilities(member, test_images) for member in weighed.members]
+        whole = pooled_means(validation, test, *labels, size=len(test))
+        print(f"{work}: {len(test)} candidates, the mean of all {whole['validation']:.2%} / {whole['test']:.2%} (validation / test)")
+        members_validation += validation
+        members_test += test
+        sizes.append(len(test))
+    print(f"\nThe pool: {len(members_test)} candidates of {len(works)} sweeps; means of k of them drawn at random "
+          f"(validation / test; {POOL_DRAWS} draws, the whole pool once):")
+    print("| k | draws | validation | test | test, standard deviation | draws at 99.65% or above |")
+    print("|---|---|---|---|---|---|")
+    for size in sorted({*sizes, len(members_test)}):
+        figures = pooled_means(members_validation, members_test, *labels, size=size)
+        spread = f"{figures['test_sd'] * 100:.3f} points" if figures["draws"] > 1 else "(one draw)"
+        print(f"| {size} | {figures['draws']} | {figures['validation']:.2%} | {figures['test']:.2%} | {spread} | "
+              f"{figures['share_at_target']:.0%} |")
+    return 0
+
+
 def print_by_size(champion: dict, test_by_size: dict[int, float], p_values: dict[int, float] | None = None) -> None:
     """The top-k table: validation, McNemar's p of each k against the largest on validation (what chooses k:
     the champion's record, else `p_values` recomputed), and test (for the record)."""
@@ -266,7 +335,15 @@ def main(argv: list[str] | None = None) -> int:
         "--with-probe", action="append", type=Path, default=[], metavar="NPZ",
         help="with --report: also a recipe probe's network (its `recipe_probe.py --out` file) as one more member; repeatable",
     )
+    parser.add_argument(
+        "--pool", action="append", type=Path, default=[], metavar="WORK",
+        help="no sweep: the weighed candidates of several sweeps done (repeat it) as one pool of members, and means drawn from it",
+    )
     args = parser.parse_args(argv)
+    if args.pool:
+        if len(args.pool) < 2 or args.report is not None or args.seeds is not None:
+            parser.error("--pool takes two or more sweeps done (--pool WORK --pool WORK2), without --report or --seeds")
+        return pool_sweeps(args.pool)
     if args.with_probe and args.report is None:
         parser.error("--with-probe needs --report WORK (the sweep whose candidates the probe is added to)")
 

@@ -26,6 +26,10 @@ part of the pipeline. It is written here rather than taken from Keras, whose
 `RandomElasticTransform` (3.15.1) gives every transformed image of a batch the
 first image's content when the batch size is unknown, as in `fit`, and moves
 each pixel along the diagonal (the same noise for rows and columns).
+
+`--label-smoothing E` trains on targets smoothed by E, and `--weight-decay W` adds
+Adam's decoupled weight decay (W per unit of learning rate, every weight): two
+more probes that did not pay (BENCHMARKS.md, *The grid's ceiling*).
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a scaled_mnist.npz (a sweep's <storage>/scaled_mnist.npz)")
     parser.add_argument("--out", type=Path, help="where to save the class probabilities (.npz: val, test)")
     parser.add_argument("--elastic", type=float, default=0.0, help="elastic distortion, times Simard et al.'s strength (default 0: none)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="the training targets' label smoothing (default 0: none)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="Adam's decoupled weight decay, per unit of learning rate (default 0: none)")
     args = parser.parse_args(argv)
 
     data = np.load(args.data, allow_pickle=False)
@@ -150,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     model = keras.Sequential([keras.Input((28, 28)), layers.Reshape((28, 28, 1)), *NETWORKS[args.network](args.seed)])
     steps = math.ceil(len(train) / args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
-    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"],
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing) if args.label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy())  # fmt: skip
+    model.compile(keras.optimizers.Adam(schedule, weight_decay=args.weight_decay or None), loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_call(steps))  # fmt: skip
     batches = (
         tf.data.Dataset.from_tensor_slices((images[train], labels[train]))
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         .enumerate()  # each batch's distortion from (seed, its number in the epoch)
         .map(lambda step, batch: (
             elastic_distort(batch[0], tf.stack([tf.constant(args.seed, tf.int64), step]), args.elastic) if args.elastic else batch[0],
-            batch[1],
+            tf.one_hot(batch[1], 10) if args.label_smoothing else batch[1],
         ))
         .prefetch(2)
     )
@@ -180,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         np.savez(args.out, val=validation_probabilities, test=test_probabilities)
     print(
-        f"{args.network} epochs={args.epochs} seed={args.seed} elastic={args.elastic:g} parameters={model.count_params()} "
+        f"{args.network} epochs={args.epochs} seed={args.seed} elastic={args.elastic:g} "
+        f"label_smoothing={args.label_smoothing:g} weight_decay={args.weight_decay:g} parameters={model.count_params()} "
         f"validation={validation_accuracy:.4f} test={test_accuracy:.4f} training={seconds:.0f} s "
         f"(before batch normalisation was measured again: validation={validation_before:.4f} test={test_before:.4f})"
     )

@@ -454,18 +454,25 @@ def test_champion_benchmark_report_refuses_a_directory_without_a_sweep(champion_
     assert f"--report {tmp_path}: expected the work directory of a sweep" in error and "found none" in error
 
 
-@pytest.mark.parametrize("network, elastic", [("best_zoom", "0"), ("strided", "0"), ("wide", "0"), ("best", "1")])
-def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(network, elastic, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "network, options",
+    [("best_zoom", {}), ("strided", {}), ("wide", {}), ("best", {"elastic": "1"}),
+     ("best", {"label-smoothing": "0.1", "weight-decay": "0.05"})],  # fmt: skip
+)
+def test_recipe_probe_trains_on_the_sweep_s_split_and_saves_its_probabilities(network, options, tmp_path, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "scaled_mnist.npz"
     np.savez(data, train_images=rng.random((200, 28, 28), dtype=np.float32), train_labels=rng.integers(0, 10, 200),
              test_images=rng.random((30, 28, 28), dtype=np.float32), test_labels=rng.integers(0, 10, 30))  # fmt: skip
     out = tmp_path / "probabilities.npz"
     probe = load_script("recipe_probe")
-    assert probe.main([network, "--epochs", "1", "--batch-size", "60", "--elastic", elastic, "--data", str(data), "--out", str(out)]) == 0
+    flags = [part for name, value in options.items() for part in (f"--{name}", value)]
+    assert probe.main([network, "--epochs", "1", "--batch-size", "60", *flags, "--data", str(data), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
+    shown = {name: options.get(name, "0") for name in ("elastic", "label-smoothing", "weight-decay")}
     assert re.fullmatch(
-        rf"{network} epochs=1 seed=0 elastic={elastic} parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s "
+        rf"{network} epochs=1 seed=0 elastic={shown['elastic']} label_smoothing={shown['label-smoothing']} "
+        rf"weight_decay={shown['weight-decay']} parameters=\d+ validation=\d\.\d{{4}} test=\d\.\d{{4}} training=\d+ s "
         r"\(before batch normalisation was measured again: validation=\d\.\d{4} test=\d\.\d{4}\)",
         line,
     )
@@ -563,3 +570,32 @@ def test_champion_benchmark_takes_a_probe_only_with_a_report(champion_benchmark,
     with pytest.raises(SystemExit):
         champion_benchmark.main(["--seeds", "0", "--with-probe", str(tmp_path / "probe.npz")])
     assert "--with-probe needs --report WORK" in capsys.readouterr().err
+
+
+def test_champion_benchmark_pools_sweeps_and_draws_means_from_the_pool(champion_benchmark):
+    labels = np.array([0, 1, 2, 3])
+    right, wrong_on_last = np.eye(4)[[0, 1, 2, 3]], np.eye(4)[[0, 1, 2, 0]]
+    members = [right, right, wrong_on_last, wrong_on_last * 0.9 + 0.025]
+    whole = champion_benchmark.pooled_means(members, members, labels, labels, size=4)
+    # On the last digit two members are right and two wrong, one of those less sure: the mean of all four is right
+    # (2.025 against 1.925, summed), and the whole pool is one draw.
+    assert whole["draws"] == 1 and whole["test"] == 1.0 and whole["test_sd"] == 0.0
+    pairs = champion_benchmark.pooled_means(members, members, labels, labels, size=1, draws=400)
+    # One member drawn: right on all 4 digits half the time, on 3 of 4 the other half.
+    assert pairs["draws"] == 400 and pairs["test"] == pytest.approx(0.875, abs=0.02)
+    assert pairs["share_at_target"] == pytest.approx(0.5, abs=0.08) and pairs["test_sd"] == pytest.approx(0.125, abs=0.01)
+    assert champion_benchmark.pooled_means(members, members, labels, labels, size=1, draws=50)["test"] == (
+        champion_benchmark.pooled_means(members, members, labels, labels, size=1, draws=50)["test"]
+    )  # seeded: the same draws every time
+
+
+@pytest.mark.parametrize("argv", [["--pool", "a"], ["--pool", "a", "--pool", "b", "--report", "c"], ["--pool", "a", "--pool", "b", "--seeds", "0-2"]])
+def test_champion_benchmark_pool_takes_two_or_more_sweeps_and_nothing_else(champion_benchmark, argv, capsys):
+    with pytest.raises(SystemExit):
+        champion_benchmark.main(argv)
+    assert "--pool takes two or more sweeps done" in capsys.readouterr().err
+
+
+def test_champion_benchmark_pool_refuses_a_directory_without_a_sweep(champion_benchmark, tmp_path, capsys):
+    assert champion_benchmark.main(["--pool", str(tmp_path), "--pool", str(tmp_path)]) == 1
+    assert f"--pool {tmp_path}: expected the work directory of a sweep" in capsys.readouterr().err
