@@ -5,6 +5,11 @@ directory), training real (tiny) models through the same code as trained_model.
 """
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -258,3 +263,64 @@ def test_the_served_model_setting(monkeypatch, value, asset):
     if value is not None:
         monkeypatch.setenv("MNIST_SERVED_MODEL", value)
     assert ServedModel().asset() == asset
+
+
+def started_sweep(home, idx_dir, *args: str) -> subprocess.Popen:
+    """`mnist-pipeline sweep` in its own process (a signal to it must not reach pytest), in its own process group."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("MNIST_", "DAGSTER_"))}
+    env.update(DAGSTER_HOME=str(home / "dagster_home"), MNIST_PIPELINE_HOME=str(home / "pipeline"), MNIST_DATA_DIR=str(idx_dir),
+               TF_CPP_MIN_LOG_LEVEL="2")  # fmt: skip
+    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnist_pipeline", "sweep", "--preset", "fast", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def read_until(process: subprocess.Popen, pattern: str, count: int = 1) -> list[str]:
+    """The sweep's output lines up to the `count`-th that matches `pattern`."""
+    lines, matches = [], 0
+    for line in process.stdout:
+        lines.append(line)
+        matches += bool(re.search(pattern, line))
+        if matches == count:
+            return lines
+    raise AssertionError(f"the sweep ended before {count} line(s) matching {pattern!r}: {''.join(lines)}{process.stderr.read()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel, signal_to", [("1", "process"), ("2", "process"), ("2", "group")])
+def test_a_signal_stops_the_sweep_and_the_same_command_finishes_it(tmp_path, idx_dir, parallel, signal_to):
+    """SIGTERM to the sweep (`kill`, a container's stop), or SIGINT to its process group (Ctrl-C in a terminal):
+    the candidates training are interrupted, keeping their checkpoints, and no other starts. Before, each signal
+    failed only the candidate training, and the sweep went on to train every other one."""
+    args = ("--seeds", "0-2", "--epochs", "30", "--parallel", parallel)
+    sweep_process = started_sweep(tmp_path, idx_dir, *args)
+    training_at_once = int(parallel)
+    before = read_until(sweep_process, r"candidate_model: epoch 2/30", training_at_once)
+    if signal_to == "process":
+        sweep_process.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(sweep_process.pid, signal.SIGINT)
+    out, err = sweep_process.communicate(timeout=120)
+    out = "".join(before) + out
+    assert sweep_process.returncode == 130, out + err
+    assert len(re.findall(r"Run \S+ of mnist_sweep_candidates", out)) == training_at_once, "none started after the signal"
+    interrupted = re.findall(r"^  (fast-s\d-ep30-\S+) +INTERRUPTED \(run ", out, flags=re.MULTILINE)
+    assert len(interrupted) == training_at_once
+    assert "candidate_model                      failed" in out and "interrupted (SIGINT or SIGTERM)" in out
+    not_started = [f"fast-s{seed}" for seed in range(training_at_once, 3)]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("mnist-pipeline sweep: interrupted (SIGINT or SIGTERM): stopped before ")
+    assert [key.split("-ep")[0] for key in last.split("stopped before ")[1].split(" started")[0].split(", ")] == not_started
+    assert last.endswith("run the same command again to finish the sweep.")
+
+    if parallel != "1":
+        return  # resuming is the same in a worker; once is enough for the suite's time
+    # The same command again: the interrupted training resumes from its checkpoint, the rest train, and the
+    # leaderboard lists all three.
+    again = started_sweep(tmp_path, idx_dir, *args)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, out + err
+    assert len(re.findall(r"Resuming from the checkpoint after epoch \d+ of 30", out)) == training_at_once
+    assert len(re.findall(r"^  fast-s\d-ep30-\S+ +trained and evaluated", out, flags=re.MULTILINE)) == 3

@@ -94,7 +94,10 @@ def one_line(error) -> str:
 
 
 def root_cause(error) -> str:
-    return one_line(root_error(error))
+    root = root_error(error)
+    if root.cls_name == dg.DagsterExecutionInterruptedError.__name__:  # its message is its class's path, nothing more
+        return "interrupted (SIGINT or SIGTERM)"
+    return one_line(root)
 
 
 def _metadata_value(metadata, name: str):

@@ -6,18 +6,27 @@ with their configs, runs the candidates job once per candidate that needs it
 prints it. The runs go through `dg.execute_job`, which needs no daemon: one at a
 time in this process by default; with --parallel N, N worker processes each run one
 candidate at a time. `leaderboard` prints the last leaderboard stored.
+
+SIGINT (Ctrl-C) or SIGTERM (`kill`, a container's stop) stops the sweep: the runs
+training end as interrupted (each keeps its checkpoint), no other candidate starts,
+no leaderboard is built, and the exit code is 130. Run the same command again to
+finish: what was trained is up to date, and an interrupted training resumes.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 LEADERBOARD_ASSET = "leaderboard"
+INTERRUPTED_EXIT_CODE = 130  # the shell's for a process stopped by SIGINT
 
 
 def add_parsers(commands: Any) -> None:
@@ -82,7 +91,14 @@ def leaderboard_job():
     return _definitions().resolve_job_def(job.name)
 
 
-def _run_in_worker(verbose: bool, key: str) -> tuple[str, bool, str]:
+def _ignore_signals_between_runs() -> None:
+    """A worker's initializer: an idle worker ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group),
+    so it lives to take the pool's shutdown; inside a run Dagster handles them, and the run ends as interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _run_in_worker(verbose: bool, key: str):
     """A worker process's run of one candidate (the instance opened from DAGSTER_HOME, as the parent's).
 
     With the command's step display, as in the parent: the workers' lines interleave, one per step.
@@ -95,6 +111,83 @@ def _run_in_worker(verbose: bool, key: str) -> tuple[str, bool, str]:
 
     with dg.DagsterInstance.get() as instance, _display(argparse.Namespace(verbose=verbose), instance):
         return run_candidate(sweep_candidates, instance, key, logger_run_config())
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt here, as SIGINT does, so both stop a sweep the same way (inside a run,
+    Dagster already treats them alike); the handler before is restored after."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def run_one_at_a_time(args: argparse.Namespace, instance, keys: list[str]):
+    """Each candidate's run in this process, in order; (outcomes, interrupted). An interrupted run ends the loop."""
+    from mnist_pipeline.cli.display import logger_run_config
+    from mnist_pipeline.cli.main import _display
+    from mnist_pipeline.defs.experiments.sweep import run_candidate
+
+    outcomes = []
+    try:
+        for key in keys:
+            with _display(args, instance):
+                outcomes.append(run_candidate(sweep_candidates, instance, key, logger_run_config()))
+            if outcomes[-1].interrupted:
+                return outcomes, True
+    except KeyboardInterrupt:  # between two runs, outside Dagster's own handling
+        return outcomes, True
+    return outcomes, False
+
+
+def run_in_workers(args: argparse.Namespace, keys: list[str], workers: int):
+    """Each candidate's run in one of `workers` processes; (outcomes in sweep order, interrupted).
+
+    On an interrupted run, or SIGINT or SIGTERM here, no other candidate starts and the runs under way are
+    interrupted too (SIGINT to each worker: Dagster ends its run and the worker lives on); their outcomes are kept.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    outcomes, interrupted = {}, False
+    # spawn: each worker a fresh interpreter (TensorFlow does not survive fork)
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_signals_between_runs
+    ) as pool:
+        waiting, running = list(keys), {}
+        try:
+            while waiting or running:
+                # One candidate per free worker: a call queued in the pool ahead of its worker can no longer be cancelled.
+                while waiting and len(running) < workers:
+                    key = waiting.pop(0)
+                    running[pool.submit(_run_in_worker, args.verbose, key)] = key
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
+                    outcome = future.result()
+                    outcomes[outcome.key] = outcome
+                    interrupted = interrupted or outcome.interrupted
+                if interrupted:
+                    break
+        except (KeyboardInterrupt, BrokenProcessPool):
+            interrupted = True
+        if interrupted:
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGINT)
+            for future, key in running.items():
+                try:
+                    outcomes.setdefault(key, future.result())
+                except BrokenProcessPool:
+                    pass
+    return [outcomes[key] for key in keys if key in outcomes], interrupted
 
 
 def _ensure_data(instance, args) -> bool:
@@ -131,7 +224,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     from mnist_pipeline.cli.display import logger_run_config
     from mnist_pipeline.cli.main import _display, _instance
     from mnist_pipeline.defs.resources import resources_for_env
-    from mnist_pipeline.defs.experiments.sweep import add_candidates, plan, run_candidate
+    from mnist_pipeline.defs.experiments.sweep import add_candidates, plan
 
     started = time.perf_counter()
     with _instance() as instance:
@@ -143,25 +236,30 @@ def sweep_command(args: argparse.Namespace) -> int:
             f"Sweep of {len(candidates)} candidate(s) ({len(added)} new): {len(todo.to_run)} to train"
             + (f", up to date: {', '.join(todo.up_to_date)}" if todo.up_to_date else "")
         )
-        outcomes: list[tuple[str, bool, str]] = []
-        if workers == 1 or len(todo.to_run) <= 1:
-            for key in todo.to_run:
-                with _display(args, instance):
-                    outcomes.append(run_candidate(sweep_candidates, instance, key, logger_run_config()))
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn: each worker a fresh interpreter (TensorFlow does not survive fork)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                outcomes = list(pool.map(functools.partial(_run_in_worker, args.verbose), todo.to_run))
-        for key, success, run_id in outcomes:
-            print(f"  {key:<32} {'trained and evaluated' if success else 'FAILED'} (run {run_id})")
+        with sigterm_as_interrupt():
+            if workers == 1 or len(todo.to_run) <= 1:
+                outcomes, interrupted = run_one_at_a_time(args, instance, todo.to_run)
+            else:
+                outcomes, interrupted = run_in_workers(args, todo.to_run, workers)
+        for outcome in outcomes:
+            shown = "trained and evaluated" if outcome.success else "INTERRUPTED" if outcome.interrupted else "FAILED"
+            print(f"  {outcome.key:<32} {shown} (run {outcome.run_id})")
+        if interrupted:
+            ran = {outcome.key for outcome in outcomes}
+            not_started = [key for key in todo.to_run if key not in ran]
+            print(
+                "mnist-pipeline sweep: interrupted (SIGINT or SIGTERM): stopped"
+                + (f" before {', '.join(not_started)} started" if not_started else "")
+                + "; no leaderboard was built. What was trained is kept, and an interrupted training resumes from "
+                "its last finished epoch: run the same command again to finish the sweep.",
+                file=sys.stderr,
+            )
+            return INTERRUPTED_EXIT_CODE
         with _display(args, instance), dg.execute_job(
             dg.reconstructable(leaderboard_job), instance, run_config=logger_run_config(), raise_on_error=False
         ) as result:
             board_ok, board_run = result.success, result.run_id
-    failed = [key for key, success, _ in outcomes if not success]
+    failed = [outcome.key for outcome in outcomes if not outcome.success]
     if not board_ok:
         print(f"Run {board_run} FAILED: the leaderboard was not built", file=sys.stderr)
         return 1

@@ -83,9 +83,32 @@ def plan(instance: dg.DagsterInstance, candidates: Sequence[Candidate]) -> Plan:
     return Plan(to_run=to_run, up_to_date=up_to_date)
 
 
-def run_candidate(job: Callable[[], dg.JobDefinition], instance: dg.DagsterInstance, key: str, run_config: dict | None = None) -> tuple[str, bool, str]:
-    """One run of the candidates job for partition `key` (its own run, so the UI lists it); (key, success, run id)."""
+@dataclass(frozen=True)
+class CandidateOutcome:
+    key: str
+    success: bool
+    run_id: str
+    interrupted: bool  # SIGINT or SIGTERM stopped the run (the sweep then stops too: cli/sweep.py)
+
+
+def was_interrupted(events: Sequence[dg.DagsterEvent]) -> bool:
+    """Whether a signal stopped the run: Dagster turns SIGINT and SIGTERM into a DagsterExecutionInterruptedError,
+    which fails the step running (or the run, between steps); a run that fails so has no error of its own."""
+    for event in events:
+        data = event.step_failure_data if event.is_step_failure else event.job_failure_data if event.is_run_failure else None
+        error = data.error if data is not None else None
+        while error is not None:
+            if error.cls_name == dg.DagsterExecutionInterruptedError.__name__:
+                return True
+            error = error.cause
+    return False
+
+
+def run_candidate(
+    job: Callable[[], dg.JobDefinition], instance: dg.DagsterInstance, key: str, run_config: dict | None = None
+) -> CandidateOutcome:
+    """One run of the candidates job for partition `key` (its own run, so the UI lists it)."""
     with dg.execute_job(
         dg.reconstructable(job), instance, run_config=run_config or {}, tags={PARTITION_TAG: key}, raise_on_error=False
     ) as result:
-        return key, result.success, result.run_id
+        return CandidateOutcome(key, result.success, result.run_id, not result.success and was_interrupted(result.all_events))
