@@ -250,3 +250,26 @@ def test_training_progress_reaches_its_watcher_on_the_training_thread_throttled(
     assert all(0 < steps <= 180 and {"loss", "accuracy"} <= set(logs) for _, _, steps, logs in recorder.batches)
     times = [moment for moment, _, _, _ in recorder.batches]
     assert all(later - earlier >= 0.25 for earlier, later in zip(times, times[1:]))
+
+
+def test_an_interrupted_step_is_said_so_not_named_by_dagster_s_class_path():
+    """Dagster's interruption (what SIGINT or SIGTERM raises in a step) has its class's path as its whole message."""
+    from mnist_pipeline.cli.run_outcome import INTERRUPTED, failure_of, root_cause
+    from mnist_pipeline.defs.interrupts import was_interrupted
+
+    @dg.asset
+    def training() -> None:
+        raise dg.DagsterExecutionInterruptedError()
+
+    result = dg.materialize([training], raise_on_error=False)
+    failure = failure_of(result, {})
+    assert failure.step == "training" and failure.message == INTERRUPTED == "interrupted (SIGINT or SIGTERM)"
+    assert failure.interrupted and was_interrupted(result.all_events)
+    assert root_cause(result.get_step_failure_events()[0].step_failure_data.error) == INTERRUPTED
+
+    @dg.asset
+    def broken() -> None:
+        raise ValueError("/data/train-images-idx3-ubyte: expected magic 2051, found 2049")
+
+    other = dg.materialize([broken], raise_on_error=False)
+    assert not failure_of(other, {}).interrupted and not was_interrupted(other.all_events)

@@ -149,9 +149,11 @@ def _report(outcome, json_path: str | None, seconds: float) -> int:
         Path(json_path).write_text(json.dumps(outcome.as_json(), indent=2))
     if outcome.success:
         return 0
+    from mnist_pipeline.cli.run_outcome import INTERRUPTED_EXIT_CODE
+
     sys.stdout.flush()
     print(_failure_line(outcome), file=sys.stderr)
-    return 1
+    return INTERRUPTED_EXIT_CODE if outcome.failure.interrupted else 1
 
 
 @functools.cache

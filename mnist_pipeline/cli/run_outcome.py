@@ -20,10 +20,13 @@ from typing import Any
 import dagster as dg
 
 from mnist_pipeline.defs.evaluation.checks import accuracy_gate
+from mnist_pipeline.defs.interrupts import is_interruption
 from mnist_pipeline.settings import MIN_TEST_ACCURACY
 
 ACCURACY_GATE = next(iter(accuracy_gate.check_keys))
 GATE_VARIABLE = MIN_TEST_ACCURACY
+INTERRUPTED = "interrupted (SIGINT or SIGTERM)"
+INTERRUPTED_EXIT_CODE = 130  # the shell's for a process stopped by SIGINT
 # Pydantic ends each validation error with a link to its docs; the line before already says what is wrong.
 _PYDANTIC_FOOTER = re.compile(r"^For further information visit https?://")
 
@@ -34,6 +37,7 @@ class RunFailure:
     check: str | None  # "asset:check" when a blocking check failed
     message: str  # one line: the root cause
     gate: dict[str, Any] | None = None  # test_accuracy, threshold, model_version: when the accuracy gate refused the model
+    interrupted: bool = False  # SIGINT or SIGTERM stopped the run
 
 
 @dataclass
@@ -73,6 +77,8 @@ def one_line(error) -> str:
     it (pydantic puts a field's name and its error on two lines), a list item
     follows on, anything else is a new clause.
     """
+    if is_interruption(error):  # its message is its class's path, nothing more
+        return INTERRUPTED
     message = error.message.strip()
     head, separator, rest = message.partition(": ")
     if separator and head.rsplit(".", 1)[-1] == error.cls_name and " " not in head:
@@ -94,10 +100,7 @@ def one_line(error) -> str:
 
 
 def root_cause(error) -> str:
-    root = root_error(error)
-    if root.cls_name == dg.DagsterExecutionInterruptedError.__name__:  # its message is its class's path, nothing more
-        return "interrupted (SIGINT or SIGTERM)"
-    return one_line(root)
+    return one_line(root_error(error))
 
 
 def _metadata_value(metadata, name: str):
@@ -142,7 +145,10 @@ def failure_of(result, metrics: dict[str, Any]) -> RunFailure:
     check = _failed_check(result)
     if check is not None and (cause is None or _is_dagsters_own(cause)):
         return _check_failure(step, check, metrics)
-    return RunFailure(step=step, check=None, message=one_line(cause) if cause else "see the run's event log (--verbose, or the UI)")
+    return RunFailure(
+        step=step, check=None, message=one_line(cause) if cause else "see the run's event log (--verbose, or the UI)",
+        interrupted=is_interruption(cause),
+    )  # fmt: skip
 
 
 def _check_failure(step: str | None, check: dg.AssetCheckEvaluation, metrics: dict[str, Any]) -> RunFailure:

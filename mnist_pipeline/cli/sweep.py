@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from typing import Any
 
 LEADERBOARD_ASSET = "leaderboard"
-INTERRUPTED_EXIT_CODE = 130  # the shell's for a process stopped by SIGINT
 
 
 def add_parsers(commands: Any) -> None:
@@ -223,6 +222,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     from mnist_pipeline.cli.display import logger_run_config
     from mnist_pipeline.cli.main import _display, _instance
+    from mnist_pipeline.cli.run_outcome import INTERRUPTED, INTERRUPTED_EXIT_CODE
     from mnist_pipeline.defs.resources import resources_for_env
     from mnist_pipeline.defs.experiments.sweep import add_candidates, plan
 
@@ -248,7 +248,7 @@ def sweep_command(args: argparse.Namespace) -> int:
             ran = {outcome.key for outcome in outcomes}
             not_started = [key for key in todo.to_run if key not in ran]
             print(
-                "mnist-pipeline sweep: interrupted (SIGINT or SIGTERM): stopped"
+                f"mnist-pipeline sweep: {INTERRUPTED}: stopped"
                 + (f" before {', '.join(not_started)} started" if not_started else "")
                 + "; no leaderboard was built. What was trained is kept, and an interrupted training resumes from "
                 "its last finished epoch: run the same command again to finish the sweep.",

@@ -25,6 +25,7 @@ from mnist_pipeline.defs.experiments.assets import (
 )
 from mnist_pipeline.defs.domain import domain_asset
 from mnist_pipeline.defs.executor import register_training_pool
+from mnist_pipeline.defs.interrupts import was_interrupted
 from mnist_pipeline.defs.experiments import definitions as experiments
 from mnist_pipeline.defs.experiments.resources import ExperimentStore
 from mnist_pipeline.defs.io_managers import verified_data_version
@@ -89,19 +90,6 @@ class CandidateOutcome:
     success: bool
     run_id: str
     interrupted: bool  # SIGINT or SIGTERM stopped the run (the sweep then stops too: cli/sweep.py)
-
-
-def was_interrupted(events: Sequence[dg.DagsterEvent]) -> bool:
-    """Whether a signal stopped the run: Dagster turns SIGINT and SIGTERM into a DagsterExecutionInterruptedError,
-    which fails the step running (or the run, between steps); a run that fails so has no error of its own."""
-    for event in events:
-        data = event.step_failure_data if event.is_step_failure else event.job_failure_data if event.is_run_failure else None
-        error = data.error if data is not None else None
-        while error is not None:
-            if error.cls_name == dg.DagsterExecutionInterruptedError.__name__:
-                return True
-            error = error.cause
-    return False
 
 
 def run_candidate(
