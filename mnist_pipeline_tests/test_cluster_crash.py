@@ -128,3 +128,47 @@ def test_killing_the_training_worker_fails_the_run_and_a_rerun_resumes_to_the_sa
     # The reason, naming the step and the worker, is what the user reads last.
     last_lines = "\n".join(killed_output.strip().splitlines()[-5:])
     assert re.search(r"step trained_model: its Celery worker training@\S+ has not answered for \d+ s", last_lines), killed_output[-3000:]
+
+
+def test_a_signal_to_the_command_stops_the_training_on_its_worker(cluster_home, cluster_up):
+    """Ctrl-C (or SIGTERM) to a run on the cluster stops the step on the worker, not only the waiting.
+
+    dagster-celery answers the signal by revoking the step's task, which only keeps a task from starting: the
+    training went on to its last epoch, and the command waited for it. The task is now revoked with SIGINT to
+    the worker's pool process, where Dagster interrupts the step; the worker lives on and the checkpoint stays.
+    """
+    home = cluster_home
+    exported = cluster_env(home)
+    env = {**os.environ, **exported, **pipeline_settings(home)}
+    epochs = 400  # far more than the wait below leaves time for: the run must be stopped, not finish
+    command = [str(REPO / ".venv" / "bin" / "mnist-pipeline"), "run", "--epochs", str(epochs), "--seed", "11",
+               "--json", str(home / "signalled.json")]  # fmt: skip
+    run = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while checkpoint_epochs(exported) < 1:
+            assert run.poll() is None, f"the run ended before a checkpoint appeared:\n{run.stdout.read()}"
+            assert time.monotonic() < deadline, "no training checkpoint in the object store within 600 s"
+            time.sleep(0.2)
+        run.send_signal(signal.SIGINT)
+        output, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 130, output[-3000:]
+    assert output.strip().splitlines()[-1].endswith("FAILED: interrupted (SIGINT or SIGTERM)"), output[-3000:]
+    stopped_at = checkpoint_epochs(exported)
+    time.sleep(10)  # several epochs of this data set, had the training gone on
+    assert checkpoint_epochs(exported) == stopped_at < epochs, "the training went on on its worker"
+    assert "  worker-training  up" in run_cluster("status", home).stdout, "the worker lives on"
+
+    # Its checkpoint is removed, so that no later test finds it (the crash test counts checkpoints).
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        skip_instance_cache=True, key=exported["AWS_ACCESS_KEY_ID"], secret=exported["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": exported["AWS_ENDPOINT_URL"], "region_name": exported["AWS_REGION"]},
+    )
+    fs.rm(exported["MNIST_STORAGE_URL"].removeprefix("s3://") + "/training_checkpoints", recursive=True)
+    assert checkpoint_epochs(exported) == 0

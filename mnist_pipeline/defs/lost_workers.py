@@ -93,7 +93,10 @@ class WatchedStepResult:
         return self._result.get()
 
     def revoke(self) -> None:
-        self._result.revoke()
+        """The loop's answer to SIGINT or SIGTERM: the step is revoked and, if a worker runs it, stopped. A plain
+        revoke only keeps a task from starting; the training under way would go on to its end, and the command with
+        it. The worker's pool process gets SIGINT, which Dagster turns into the step's interruption there."""
+        self._result.revoke(terminate=True, signal="SIGINT")
 
     def _check(self) -> Optional[str]:
         """None while the step waits for a worker or its worker answers; else the reason it is given up."""
