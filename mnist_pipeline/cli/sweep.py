@@ -176,7 +176,7 @@ def run_in_workers(args: argparse.Namespace, keys: list[str], workers: int):
                     interrupted = interrupted or outcome.interrupted
                 if interrupted:
                     break
-        except (KeyboardInterrupt, BrokenProcessPool):
+        except KeyboardInterrupt:  # a worker that dies otherwise breaks the pool: that error is raised, as before
             interrupted = True
         if interrupted:
             for worker in multiprocessing.active_children():
