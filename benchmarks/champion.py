@@ -96,6 +96,20 @@ def prediction_seconds(work: Path, version: str) -> tuple[float, float]:
     return statistics.median(times), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
+def sweep_done(work: Path, flag: str) -> tuple[list[dict], dict] | None:
+    """The leaderboard and the champion's record of the sweep this benchmark ran in `work`; None, with the error
+    (naming `flag` and the directory) printed, when there is none."""
+    from mnist_pipeline.paths import default_cache_dir
+
+    listed = pipeline(sweep_env(work, default_cache_dir()), "leaderboard", "--json")
+    champion_record = work / "home" / "storage" / "champion_model.json"
+    if listed.returncode != 0 or not champion_record.is_file():
+        print(f"benchmarks/champion.py: {flag} {work}: expected the work directory of a sweep this benchmark ran "
+              f"(a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
+        return None
+    return json.loads(listed.stdout), json.loads(champion_record.read_text())
+
+
 @dataclass(frozen=True)
 class Weighed:
     """The candidates a sweep's champion weighed (leaderboard order), each loaded once, with its recipe."""
@@ -265,17 +279,13 @@ def pool_sweeps(works: list[Path]) -> int:
     import numpy as np
 
     from mnist_pipeline.ml.evaluation.evaluate import predict_probabilities
-    from mnist_pipeline.paths import default_cache_dir
 
     members_validation, members_test, sizes, labels = [], [], [], None
     for work in works:
-        listed = pipeline(sweep_env(work, default_cache_dir()), "leaderboard", "--json")
-        champion_record = work / "home" / "storage" / "champion_model.json"
-        if listed.returncode != 0 or not champion_record.is_file():
-            print(f"benchmarks/champion.py: --pool {work}: expected the work directory of a sweep this benchmark ran "
-                  f"(a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
+        done = sweep_done(work, "--pool")
+        if done is None:
             return 1
-        weighed = weighed_candidates(work, json.loads(listed.stdout), json.loads(champion_record.read_text()))
+        weighed = weighed_candidates(work, *done)
         (validation_images, validation_labels), (test_images, test_labels) = shared_validation(work, weighed), test_set(work)
         if labels is not None and not (np.array_equal(labels[0], validation_labels) and np.array_equal(labels[1], test_labels)):
             print(f"benchmarks/champion.py: --pool {work}: expected the validation and test labels of {works[0]} "
@@ -351,13 +361,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cache_dir = default_cache_dir()
     if args.report is not None:
-        listed = pipeline(sweep_env(args.report, cache_dir), "leaderboard", "--json")
-        champion_record = args.report / "home" / "storage" / "champion_model.json"
-        if listed.returncode != 0 or not champion_record.is_file():
-            print(f"benchmarks/champion.py: --report {args.report}: expected the work directory of a sweep this "
-                  f"benchmark ran (a leaderboard and {champion_record}); found none. {listed.stderr.strip()}", file=sys.stderr)
+        done = sweep_done(args.report, "--report")
+        if done is None:
             return 1
-        board, champion = json.loads(listed.stdout), json.loads(champion_record.read_text())
+        board, champion = done
         weighed = weighed_candidates(args.report, board, champion)
         if args.with_probe:  # a probe file that does not fit is refused before any prediction
             validation, (_, test_labels) = shared_validation(args.report, weighed), test_set(args.report)

@@ -297,12 +297,17 @@ def test_a_signal_stops_the_sweep_and_the_same_command_finishes_it(tmp_path, idx
     args = ("--seeds", "0-2", "--epochs", "30", "--parallel", parallel)
     sweep_process = started_sweep(tmp_path, idx_dir, *args)
     training_at_once = int(parallel)
-    before = read_until(sweep_process, r"candidate_model: epoch 2/30", training_at_once)
-    if signal_to == "process":
-        sweep_process.send_signal(signal.SIGTERM)
-    else:
-        os.killpg(sweep_process.pid, signal.SIGINT)
-    out, err = sweep_process.communicate(timeout=120)
+    try:
+        before = read_until(sweep_process, r"candidate_model: epoch 2/30", training_at_once)
+        if signal_to == "process":
+            sweep_process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(sweep_process.pid, signal.SIGINT)
+        out, err = sweep_process.communicate(timeout=120)
+    finally:  # a sweep the signal did not stop, or a failure before it: its whole group goes, workers included
+        if sweep_process.poll() is None:
+            os.killpg(sweep_process.pid, signal.SIGKILL)
+            sweep_process.wait()
     out = "".join(before) + out
     assert sweep_process.returncode == 130, out + err
     assert len(re.findall(r"Run \S+ of mnist_sweep_candidates", out)) == training_at_once, "none started after the signal"
@@ -320,7 +325,12 @@ def test_a_signal_stops_the_sweep_and_the_same_command_finishes_it(tmp_path, idx
     # The same command again: the interrupted training resumes from its checkpoint, the rest train, and the
     # leaderboard lists all three.
     again = started_sweep(tmp_path, idx_dir, *args)
-    out, err = again.communicate(timeout=600)
+    try:
+        out, err = again.communicate(timeout=600)
+    finally:
+        if again.poll() is None:
+            os.killpg(again.pid, signal.SIGKILL)
+            again.wait()
     assert again.returncode == 0, out + err
     assert len(re.findall(r"Resuming from the checkpoint after epoch \d+ of 30", out)) == training_at_once
     assert len(re.findall(r"^  fast-s\d-ep30-\S+ +trained and evaluated", out, flags=re.MULTILINE)) == 3
