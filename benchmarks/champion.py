@@ -196,20 +196,24 @@ def read_probe(path: Path, validation_images: int, test_images: int):
     return validation, test
 
 
+def accuracy_of_mean(member_probabilities, labels) -> float:
+    """The accuracy of the mean of the members' class probabilities."""
+    import numpy as np
+
+    return float(np.mean(np.mean(member_probabilities, axis=0).argmax(axis=1) == labels))
+
+
 def probe_as_member(members_validation, members_test, probe_validation, probe_test, validation_labels, test_labels) -> dict:
     """What one more member (a probe's network) does: alone, and added to the mean of the weighed candidates;
     and how many of the test digits every candidate misses it gets right (only those can averaging fix)."""
     import numpy as np
 
-    def accuracy(probabilities, labels) -> float:
-        return float(np.mean(np.mean(probabilities, axis=0).argmax(axis=1) == labels))
-
     missed_by_every = np.all([p.argmax(axis=1) != test_labels for p in members_test], axis=0)
     return {
-        "alone": (accuracy([probe_validation], validation_labels), accuracy([probe_test], test_labels)),
-        "without": (accuracy(members_validation, validation_labels), accuracy(members_test, test_labels)),
-        "with": (accuracy([*members_validation, probe_validation], validation_labels),
-                 accuracy([*members_test, probe_test], test_labels)),  # fmt: skip
+        "alone": (accuracy_of_mean([probe_validation], validation_labels), accuracy_of_mean([probe_test], test_labels)),
+        "without": (accuracy_of_mean(members_validation, validation_labels), accuracy_of_mean(members_test, test_labels)),
+        "with": (accuracy_of_mean([*members_validation, probe_validation], validation_labels),
+                 accuracy_of_mean([*members_test, probe_test], test_labels)),  # fmt: skip
         "missed_by_every": int(missed_by_every.sum()),
         "of_those_right": int((missed_by_every & (probe_test.argmax(axis=1) == test_labels)).sum()),
     }
@@ -261,8 +265,8 @@ def pooled_means(members_validation: list, members_test: list, validation_labels
     validation, test = np.stack(members_validation), np.stack(members_test)
     rng = np.random.default_rng(seed)
     chosen = [np.arange(len(test))] if size == len(test) else [rng.choice(len(test), size, replace=False) for _ in range(draws)]
-    on_test = np.array([np.mean(test[members].mean(axis=0).argmax(axis=1) == test_labels) for members in chosen])
-    on_validation = np.array([np.mean(validation[members].mean(axis=0).argmax(axis=1) == validation_labels) for members in chosen])
+    on_test = np.array([accuracy_of_mean(test[members], test_labels) for members in chosen])
+    on_validation = np.array([accuracy_of_mean(validation[members], validation_labels) for members in chosen])
     return {
         "size": size,
         "draws": len(chosen),
